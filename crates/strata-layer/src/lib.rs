@@ -1,0 +1,1 @@
+//! strata-layer (being written)
