@@ -142,6 +142,21 @@ impl Sha256Hasher {
     }
 }
 
+/// Chain ids of a layer stack, bottom first, as the OCI image spec defines them:
+/// `chain(L0) = diff_id(L0)`, `chain(Ln) = sha256(chain(Ln-1) + " " + diff_id(Ln))`.
+/// A chain id names a snapshot: the filesystem of a layer together with everything under it.
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for diff_id in diff_ids {
+        let next = match out.last() {
+            None => diff_id.clone(),
+            Some(parent) => Digest::sha256_of(format!("{parent} {diff_id}").as_bytes()),
+        };
+        out.push(next);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +180,14 @@ mod tests {
         assert!(Digest::parse("nocolon").is_err());
         let d = Digest::parse(&format!("sha256:{}", "0".repeat(64))).unwrap();
         assert_eq!(d.short(), "000000000000");
+    }
+
+    #[test]
+    fn chain_id_of_a_single_layer_is_its_diff_id() {
+        let a = Digest::sha256_of(b"a");
+        let b = Digest::sha256_of(b"b");
+        let chain = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(chain[0], a);
+        assert_eq!(chain[1], Digest::sha256_of(format!("{a} {b}").as_bytes()));
     }
 }

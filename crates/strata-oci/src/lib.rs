@@ -10,4 +10,4 @@
 
 mod digest;
 
-pub use digest::{Digest, DigestError, Sha256Hasher};
+pub use digest::{chain_ids, Digest, DigestError, Sha256Hasher};
