@@ -1,0 +1,29 @@
+//! strata-image: what a user does to whole images, on top of the store.
+//!
+//! Owns the image-level flows: importing a rootfs tar, loading `docker save` and OCI
+//! archives, saving them back, resolving what a user typed (tag, ID, ID prefix) to an
+//! image, removing and pruning images, and the data behind `history`, `inspect` and
+//! `images` (plain structs; the CLI renders them).
+//!
+//! Must not: print, parse command lines, or reach around the store's API into its files or
+//! database. Every flow records an image only after all of its blobs and snapshots are
+//! verified and in place, so a crash leaves nothing half-visible.
+
+mod archive_in;
+mod archive_out;
+mod change;
+mod error;
+mod import;
+mod remove;
+mod resolve;
+mod unpack;
+mod view;
+
+pub use archive_in::{load_archive, LoadedImage};
+pub use archive_out::{save_archive, ArchiveFormat, SaveItem};
+pub use error::ImageError;
+pub use import::{import_rootfs, ImportOptions};
+pub use remove::{prune_images, remove_image, PruneReport, RemoveEvent};
+pub use resolve::{resolve_image, ResolvedImage};
+pub use unpack::ensure_snapshots;
+pub use view::{history, image_size, image_summaries, inspect, HistoryRow, ImageSummary, InspectImage};

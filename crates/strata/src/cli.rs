@@ -1,0 +1,282 @@
+//! The command line: Docker's verbs and flags, parsed by clap. Only shapes live here; each
+//! command's behaviour is a short function in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "strata",
+    version,
+    about = "Build, store, run and ship container images: one daemonless binary",
+    disable_help_subcommand = true
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalOptions,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct GlobalOptions {
+    /// Root directory of the store
+    #[arg(long, global = true, env = "STRATA_ROOT", default_value = "/var/lib/strata")]
+    pub(crate) root: PathBuf,
+    /// Snapshot driver: overlay (default) or vfs; recorded when the store is created
+    #[arg(long = "storage-driver", global = true, env = "STRATA_STORAGE_DRIVER")]
+    pub(crate) storage_driver: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
+    /// List images
+    Images(ImagesArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Remove one or more images
+    Rmi(RmiArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Return low-level information on images
+    Inspect(InspectArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Manage strata
+    #[command(subcommand)]
+    System(SystemCommand),
+    /// Dockerfile tooling
+    #[command(subcommand)]
+    Dockerfile(DockerfileCommand),
+    /// Check a Dockerfile against best-practice rules
+    Lint(LintArgs),
+    /// Build an image from a Dockerfile (this version: `--check` only)
+    Build(BuildArgs),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ImageCommand {
+    /// List images
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    /// Remove one or more images
+    Rm(RmiArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Display detailed information on one or more images
+    Inspect(InspectArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
+    /// Save one or more images to a tar archive
+    Save(SaveArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Remove unused images
+    Prune(PruneArgs),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SystemCommand {
+    /// Show strata disk usage
+    Df(DfArgs),
+    /// Verify every blob digest and every reference in the store
+    Check,
+    /// Remove unused data: dangling images (all unused with -a) and unreferenced blobs and snapshots
+    Prune(PruneArgs),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum DockerfileCommand {
+    /// Parse a Dockerfile and print its instructions
+    Parse(ParseArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct ImportArgs {
+    /// Tarball to import (plain, gzip or zstd), or - for STDIN
+    pub(crate) file: String,
+    /// Repository and tag for the new image
+    pub(crate) reference: Option<String>,
+    /// Apply Dockerfile instruction to the created image (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR)
+    #[arg(short = 'c', long = "change")]
+    pub(crate) changes: Vec<String>,
+    /// Set commit message for imported image
+    #[arg(short = 'm', long)]
+    pub(crate) message: Option<String>,
+    /// Set platform (only the host's is accepted)
+    #[arg(long)]
+    pub(crate) platform: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct ImagesArgs {
+    /// Show only images matching REPOSITORY[:TAG]
+    pub(crate) reference: Option<String>,
+    /// Show all images (default hides intermediate images)
+    #[arg(short, long)]
+    pub(crate) all: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+    /// Show digests
+    #[arg(long)]
+    pub(crate) digests: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub(crate) no_trunc: bool,
+    /// Filter output (dangling=true|false, reference=PATTERN)
+    #[arg(short, long = "filter")]
+    pub(crate) filters: Vec<String>,
+    /// Output format: table, json, or a Go-style template such as '{{.ID}} {{.Repository}}'
+    #[arg(long)]
+    pub(crate) format: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct TagArgs {
+    pub(crate) source: String,
+    pub(crate) target: String,
+}
+
+#[derive(Args)]
+pub(crate) struct RmiArgs {
+    #[arg(required = true)]
+    pub(crate) images: Vec<String>,
+    /// Force removal of the image (even if tagged in several repositories or used by a container)
+    #[arg(short, long)]
+    pub(crate) force: bool,
+    /// Do not delete untagged parents
+    #[arg(long = "no-prune")]
+    pub(crate) no_prune: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct HistoryArgs {
+    pub(crate) image: String,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub(crate) no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+    /// Print sizes and dates in human readable format
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) human: bool,
+    /// Output format: table, json, or a Go-style template
+    #[arg(long)]
+    pub(crate) format: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct InspectArgs {
+    #[arg(required = true)]
+    pub(crate) names: Vec<String>,
+    /// Format the output using a Go-style template such as '{{.Id}}' or '{{json .Config}}'
+    #[arg(short, long)]
+    pub(crate) format: Option<String>,
+    /// Return JSON for specified type (only image in this version)
+    #[arg(long = "type")]
+    pub(crate) kind: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum ArchiveFormat {
+    /// `docker save` layout, loadable by docker load and podman load
+    Docker,
+    /// OCI image layout
+    Oci,
+}
+
+#[derive(Args)]
+pub(crate) struct SaveArgs {
+    #[arg(required = true)]
+    pub(crate) images: Vec<String>,
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long)]
+    pub(crate) output: Option<PathBuf>,
+    /// Archive format
+    #[arg(long, value_enum, default_value_t = ArchiveFormat::Docker)]
+    pub(crate) format: ArchiveFormat,
+}
+
+#[derive(Args)]
+pub(crate) struct LoadArgs {
+    /// Read from tar archive file, instead of STDIN
+    #[arg(short, long)]
+    pub(crate) input: Option<PathBuf>,
+    /// Suppress the load output
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct PruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short, long)]
+    pub(crate) all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct DfArgs {
+    /// Show detailed information on space usage
+    #[arg(short, long)]
+    pub(crate) verbose: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct ParseArgs {
+    /// Dockerfile to read, or - for STDIN
+    #[arg(default_value = "Dockerfile")]
+    pub(crate) file: String,
+    /// Print the instructions as JSON
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum LintFormat {
+    Tty,
+    Json,
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct LintArgs {
+    /// Dockerfile to check, or - for STDIN
+    #[arg(default_value = "Dockerfile")]
+    pub(crate) file: String,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = LintFormat::Tty)]
+    pub(crate) format: LintFormat,
+    /// Rule to ignore (id or name); repeatable
+    #[arg(long = "ignore")]
+    pub(crate) ignore: Vec<String>,
+    /// Exit non-zero when a finding is at or above this severity: error, warning, info, style, none
+    #[arg(long = "failure-threshold", default_value = "info")]
+    pub(crate) failure_threshold: String,
+}
+
+#[derive(Args)]
+pub(crate) struct BuildArgs {
+    /// Build context directory
+    #[arg(default_value = ".")]
+    pub(crate) context: PathBuf,
+    /// Name of the Dockerfile (default: CONTEXT/Dockerfile)
+    #[arg(short, long)]
+    pub(crate) file: Option<PathBuf>,
+    /// Check the Dockerfile with the lint rules and exit, without building
+    #[arg(long)]
+    pub(crate) check: bool,
+}

@@ -1,0 +1,78 @@
+//! A command's failure as a person reads it: one line, `error: ` first, an optional hint,
+//! and the exit status (1 like Docker's CLI unless a command says otherwise).
+
+use std::fmt::Display;
+
+pub(crate) struct Failure {
+    pub(crate) message: String,
+    pub(crate) hint: Option<String>,
+    pub(crate) code: u8,
+}
+
+impl Failure {
+    pub(crate) fn new(message: impl Display) -> Failure {
+        Failure {
+            message: message.to_string(),
+            hint: None,
+            code: 1,
+        }
+    }
+
+    pub(crate) fn with_hint(mut self, hint: impl Display) -> Failure {
+        self.hint = Some(hint.to_string());
+        self
+    }
+
+    #[allow(clippy::print_stderr)]
+    pub(crate) fn print(&self) {
+        eprintln!("error: {}", self.message);
+        if let Some(hint) = &self.hint {
+            eprintln!("hint: {hint}");
+        }
+    }
+}
+
+/// Adds what the command was doing to a library error.
+pub(crate) trait Context<T> {
+    fn context(self, what: impl Display) -> Result<T, Failure>;
+}
+
+impl<T, E: std::error::Error + 'static> Context<T> for Result<T, E> {
+    fn context(self, what: impl Display) -> Result<T, Failure> {
+        self.map_err(|e| Failure::new(format!("{what}: {}", chain(&e))))
+    }
+}
+
+/// The error and its causes on one line (`a: b: c`), skipping a cause whose text the
+/// message already carries.
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+macro_rules! failure_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Failure {
+            fn from(e: $t) -> Failure {
+                Failure::new(chain(&e))
+            }
+        }
+    )*};
+}
+
+failure_from!(
+    strata_image::ImageError,
+    strata_store::StoreError,
+    strata_oci::ReferenceError
+);
+
+failure_from!(std::io::Error);
