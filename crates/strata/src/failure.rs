@@ -5,6 +5,8 @@ use std::fmt::Display;
 
 pub(crate) struct Failure {
     pub(crate) message: String,
+    /// Lines printed verbatim under the error (a Dockerfile excerpt with a caret).
+    pub(crate) detail: Option<String>,
     pub(crate) hint: Option<String>,
     pub(crate) code: u8,
 }
@@ -13,9 +15,15 @@ impl Failure {
     pub(crate) fn new(message: impl Display) -> Failure {
         Failure {
             message: message.to_string(),
+            detail: None,
             hint: None,
             code: 1,
         }
+    }
+
+    pub(crate) fn with_detail(mut self, detail: impl Display) -> Failure {
+        self.detail = Some(detail.to_string());
+        self
     }
 
     pub(crate) fn with_hint(mut self, hint: impl Display) -> Failure {
@@ -25,11 +33,33 @@ impl Failure {
 
     #[allow(clippy::print_stderr)]
     pub(crate) fn print(&self) {
-        eprintln!("error: {}", self.message);
+        eprintln!("error: {}", one_line(&self.message));
+        if let Some(detail) = &self.detail {
+            eprintln!("{}", detail.trim_end());
+        }
         if let Some(hint) = &self.hint {
             eprintln!("hint: {hint}");
         }
     }
+}
+
+/// Keeps an error on one line whatever a library or a file put in it: control characters
+/// are escaped and an overlong message is cut.
+fn one_line(message: &str) -> String {
+    const MAX: usize = 600;
+    let mut out = String::with_capacity(message.len().min(MAX));
+    for c in message.chars() {
+        if out.len() >= MAX {
+            out.push('…');
+            break;
+        }
+        match c {
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Adds what the command was doing to a library error.
@@ -76,3 +106,12 @@ failure_from!(
 );
 
 failure_from!(std::io::Error);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn messages_stay_on_one_line() {
+        assert_eq!(super::one_line("bad\nfield\u{7}"), "bad\\nfield\\u{7}");
+        assert!(super::one_line(&"x".repeat(5000)).chars().count() <= 601);
+    }
+}

@@ -25,6 +25,9 @@ fn big_rootfs(env: &Env, megabytes: usize) -> std::path::PathBuf {
     let mut header = tar::Header::new_gnu();
     header.set_size(data.len() as u64);
     header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
     header.set_cksum();
     builder.append_data(&mut header, "big.bin", &data[..]).unwrap();
     builder.into_inner().unwrap().flush().unwrap();

@@ -50,6 +50,15 @@ fn docker_save_strata_load_save_docker_load_run() {
     assert_eq!(sh(&format!("{DOCKER} image inspect -f '{{{{.Id}}}}' strata-roundtrip:docker")), docker_id);
     assert_eq!(sh(&format!("{DOCKER} run --rm strata-roundtrip:docker echo works")), "works");
 
+    // podman loads the docker archive too, with the same ID (it names familiar RepoTags
+    // `localhost/…`, as it does for Docker's own archives).
+    sh("podman rmi -f localhost/strata-roundtrip:docker >/dev/null 2>&1 || true");
+    let podman_out = sh(&format!("podman load -i {} 2>&1", back.display()));
+    assert!(podman_out.contains("Loaded image"), "{podman_out}");
+    let podman_id = sh("podman image inspect -f '{{.Id}}' localhost/strata-roundtrip:docker");
+    assert_eq!(format!("sha256:{podman_id}"), docker_id);
+    sh("podman rmi -f localhost/strata-roundtrip:docker >/dev/null 2>&1 || true");
+
     // OCI layout: podman loads it with the same ID; skopeo reads it.
     let oci = env.path("back.oci.tar");
     env.ok(&["save", "--format", "oci", "-o", oci.to_str().unwrap(), "strata-roundtrip:docker"]);

@@ -15,11 +15,11 @@ pub(crate) fn parse_source(source: &str, name: &str) -> Result<strata_dockerfile
         let mut lines = rendered.splitn(2, '\n');
         let first = lines.next().unwrap_or_default().to_string();
         let rest = lines.next().unwrap_or_default().trim_end().to_string();
-        let failure = Failure::new(first);
+        let failure = Failure::new(first.trim_start_matches("error: "));
         if rest.is_empty() {
             failure
         } else {
-            failure.with_hint(format!("\n{rest}"))
+            failure.with_detail(rest)
         }
     })
 }
@@ -50,7 +50,7 @@ pub(crate) fn parse(a: ParseArgs) -> Result<ExitCode, Failure> {
             .collect();
         text.push_str(&format!(
             "{:>4}  {:<11} {}{}\n",
-            item["line"],
+            item["line"].as_u64().unwrap_or_default(),
             item["instruction"].as_str().unwrap_or_default(),
             if flags.is_empty() { String::new() } else { format!("{} ", flags.join(" ")) },
             item["args"]
