@@ -38,10 +38,16 @@ impl Digest {
             }
             return Err(DigestError::UnsupportedAlgorithm(algo.to_string()));
         }
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(DigestError::Malformed(s.to_string()));
         }
-        Ok(Digest { text: s.to_string() })
+        Ok(Digest {
+            text: s.to_string(),
+        })
     }
 
     /// Builds a digest from 64 lower-case hex characters (no algorithm prefix).
