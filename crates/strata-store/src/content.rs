@@ -1,0 +1,274 @@
+//! The content store: blobs by digest under `<root>/blobs/sha256/<hex>`, written atomically.
+//!
+//! A blob becomes visible only once verified: bytes go to a locked temp file in
+//! `<root>/ingest/`, hashed while written; commit checks the digest, fsyncs the file,
+//! renames it into place and fsyncs the directory.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use strata_oci::{Digest, Sha256Hasher};
+
+use crate::error::{IoContext, StoreError};
+use crate::lock;
+
+/// Blobs by digest. Cheap to share: holds only paths.
+#[derive(Debug, Clone)]
+pub struct ContentStore {
+    blobs: PathBuf,
+    ingest: PathBuf,
+}
+
+impl ContentStore {
+    pub(crate) fn new(root: &Path) -> ContentStore {
+        ContentStore {
+            blobs: root.join("blobs").join("sha256"),
+            ingest: root.join("ingest"),
+        }
+    }
+
+    /// The directory holding in-flight ingests.
+    pub(crate) fn ingest_dir(&self) -> &Path {
+        &self.ingest
+    }
+
+    /// The directory holding committed blobs (`blobs/sha256`).
+    pub(crate) fn blobs_dir(&self) -> &Path {
+        &self.blobs
+    }
+
+    /// Starts a new blob: a temp file in `<root>/ingest`, hashed while written.
+    pub fn writer(&self) -> Result<BlobWriter, StoreError> {
+        let (file, temp) = lock::create_owned_temp_file(&self.ingest)?;
+        Ok(BlobWriter {
+            out: BufWriter::with_capacity(256 * 1024, file),
+            temp,
+            blobs: self.blobs.clone(),
+            hasher: Sha256Hasher::new(),
+            done: false,
+        })
+    }
+
+    /// Copies `r` into the store and commits it, verifying against `expected` when given.
+    pub fn ingest<R: Read>(
+        &self,
+        mut r: R,
+        expected: Option<&Digest>,
+    ) -> Result<(Digest, u64), StoreError> {
+        let mut w = self.writer()?;
+        let temp = w.temp.clone();
+        io::copy(&mut r, &mut w).ctx("ingesting into", &temp)?;
+        w.commit(expected)
+    }
+
+    /// Where blob `d` lives (whether or not it is present).
+    pub fn path(&self, d: &Digest) -> PathBuf {
+        self.blobs.join(d.hex())
+    }
+
+    pub fn contains(&self, d: &Digest) -> bool {
+        self.path(d).is_file()
+    }
+
+    pub fn open(&self, d: &Digest) -> Result<File, StoreError> {
+        let path = self.path(d);
+        File::open(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::BlobNotFound(d.clone()),
+            _ => StoreError::io("opening blob", path, e),
+        })
+    }
+
+    pub fn size(&self, d: &Digest) -> Result<u64, StoreError> {
+        let path = self.path(d);
+        match std::fs::metadata(&path) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(StoreError::BlobNotFound(d.clone()))
+            }
+            Err(e) => Err(StoreError::io("inspecting blob", path, e)),
+        }
+    }
+
+    /// Reads a whole blob: for small JSON blobs (configs, manifests).
+    pub fn read_all(&self, d: &Digest) -> Result<Vec<u8>, StoreError> {
+        let mut out = Vec::new();
+        self.open(d)?
+            .read_to_end(&mut out)
+            .ctx("reading blob", &self.path(d))?;
+        Ok(out)
+    }
+
+    /// Every committed blob, sorted. Files whose names are not digests are skipped
+    /// (`check` reports them).
+    pub fn list(&self) -> Result<Vec<Digest>, StoreError> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.blobs).ctx("listing blobs in", &self.blobs)? {
+            let entry = entry.ctx("listing blobs in", &self.blobs)?;
+            if let Some(d) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| Digest::from_sha256_hex(n).ok())
+            {
+                out.push(d);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes a blob; absent is fine. Only gc calls this, under the exclusive lock.
+    pub(crate) fn remove(&self, d: &Digest) -> Result<(), StoreError> {
+        let path = self.path(d);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(StoreError::io("removing blob", path, e))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// One blob being written. `commit` makes it visible; dropping it uncommitted removes the temp file.
+pub struct BlobWriter {
+    out: BufWriter<File>,
+    temp: PathBuf,
+    blobs: PathBuf,
+    hasher: Sha256Hasher,
+    done: bool,
+}
+
+impl std::fmt::Debug for BlobWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobWriter")
+            .field("temp", &self.temp)
+            .field("written", &self.written())
+            .finish()
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl BlobWriter {
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.hasher.len()
+    }
+
+    /// Verifies, fsyncs and renames the blob into place, then fsyncs the blob directory.
+    /// A mismatch against `expected` removes the temp file and fails. A blob already
+    /// present is left as it is (same digest, same bytes).
+    pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64), StoreError> {
+        self.out.flush().ctx("writing temp file", &self.temp)?;
+        let size = self.hasher.len();
+        let actual = std::mem::take(&mut self.hasher).finish();
+        if let Some(expected) = expected {
+            if *expected != actual {
+                // Drop removes the temp file.
+                return Err(StoreError::DigestMismatch {
+                    expected: expected.clone(),
+                    actual,
+                    size,
+                });
+            }
+        }
+        let target = self.blobs.join(actual.hex());
+        if target.is_file() {
+            return Ok((actual, size));
+        }
+        self.out
+            .get_ref()
+            .sync_all()
+            .ctx("syncing temp file", &self.temp)?;
+        std::fs::rename(&self.temp, &target).ctx("renaming blob into", &target)?;
+        self.done = true;
+        sync_dir(&self.blobs)?;
+        Ok((actual, size))
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if !self.done {
+            // Best effort: a leftover is found by the next open's cleanup (its lock is free).
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// fsyncs a directory so a rename into it survives a crash.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx("syncing directory", dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, ContentStore) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("blobs/sha256")).unwrap();
+        std::fs::create_dir_all(dir.path().join("ingest")).unwrap();
+        let cs = ContentStore::new(dir.path());
+        (dir, cs)
+    }
+
+    fn ingest_count(cs: &ContentStore) -> usize {
+        std::fs::read_dir(cs.ingest_dir()).unwrap().count()
+    }
+
+    #[test]
+    fn ingest_verifies_and_is_idempotent() {
+        let (_d, cs) = store();
+        let data = b"hello blob".to_vec();
+        let want = Digest::sha256_of(&data);
+        let (got, size) = cs.ingest(&data[..], Some(&want)).unwrap();
+        assert_eq!((got.clone(), size), (want.clone(), data.len() as u64));
+        assert!(cs.contains(&want));
+        assert_eq!(cs.read_all(&want).unwrap(), data);
+        assert_eq!(cs.size(&want).unwrap(), data.len() as u64);
+        // Second ingest of the same bytes: fine, nothing left behind.
+        cs.ingest(&data[..], None).unwrap();
+        assert_eq!(cs.list().unwrap(), vec![want]);
+        assert_eq!(ingest_count(&cs), 0);
+    }
+
+    #[test]
+    fn mismatch_fails_and_leaves_nothing() {
+        let (_d, cs) = store();
+        let wrong = Digest::sha256_of(b"other");
+        let err = cs.ingest(&b"data"[..], Some(&wrong)).unwrap_err();
+        assert!(
+            matches!(err, StoreError::DigestMismatch { size: 4, .. }),
+            "{err}"
+        );
+        assert!(cs.list().unwrap().is_empty());
+        assert_eq!(ingest_count(&cs), 0);
+    }
+
+    #[test]
+    fn dropped_writer_removes_its_temp() {
+        let (_d, cs) = store();
+        let mut w = cs.writer().unwrap();
+        w.write_all(b"partial").unwrap();
+        assert_eq!(ingest_count(&cs), 1);
+        drop(w);
+        assert_eq!(ingest_count(&cs), 0);
+        assert!(matches!(
+            cs.open(&Digest::sha256_of(b"partial")),
+            Err(StoreError::BlobNotFound(_))
+        ));
+    }
+}

@@ -1,0 +1,307 @@
+//! The metadata database: `<root>/metadata.db`, SQLite in WAL mode, shared by every
+//! strata process on the machine.
+//!
+//! Every write is one `BEGIN IMMEDIATE` transaction (so concurrent writers queue on the
+//! busy timeout instead of failing on lock upgrade); `synchronous=NORMAL` is durable
+//! across process crashes in WAL mode. Digests are stored as their `sha256:<hex>` text.
+//!
+//! Schema (version 1):
+//! ```text
+//! schema_version(version INTEGER)                    one row; migrations run inside BEGIN IMMEDIATE
+//! settings(key TEXT PK, value TEXT)                  "driver", "driver_note"
+//! images(id TEXT PK,                                 config digest = image id
+//!        manifest TEXT NULL, created TEXT NULL,      manifest digest as stored; config "created"
+//!        added_at INTEGER, parent TEXT NULL)         unix seconds; build parent image id
+//! image_layers(image_id → images ON DELETE CASCADE, idx INTEGER, diff_id TEXT, blob TEXT,
+//!        media_type TEXT, blob_size INTEGER, PK(image_id, idx))      bottom layer first
+//! tags(name TEXT PK, image_id → images CASCADE)      full normalized reference
+//! repo_digests(image_id → images CASCADE, name TEXT, PK(image_id, name))   "repo@sha256:…"
+//! snapshots(id INTEGER PK AUTOINCREMENT,             dir name under snapshots/<driver>/
+//!        driver TEXT, chain_id TEXT, parent TEXT NULL, diff_id TEXT, created INTEGER,
+//!        UNIQUE(driver, chain_id))
+//! containers(id TEXT PK, name TEXT UNIQUE, image_id TEXT, created INTEGER,
+//!        state TEXT, config TEXT)                    filled by the runtime (later)
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
+use strata_oci::Digest;
+
+use crate::error::StoreError;
+
+/// Highest schema version this code knows.
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// Each entry migrates from version `index` to `index + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE images (
+    id TEXT PRIMARY KEY,
+    manifest TEXT,
+    created TEXT,
+    added_at INTEGER NOT NULL,
+    parent TEXT
+);
+CREATE TABLE image_layers (
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    diff_id TEXT NOT NULL,
+    blob TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    blob_size INTEGER NOT NULL,
+    PRIMARY KEY (image_id, idx)
+);
+CREATE INDEX image_layers_blob ON image_layers(blob);
+CREATE TABLE tags (
+    name TEXT PRIMARY KEY,
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+);
+CREATE INDEX tags_image ON tags(image_id);
+CREATE TABLE repo_digests (
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    PRIMARY KEY (image_id, name)
+);
+CREATE TABLE snapshots (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    driver TEXT NOT NULL,
+    chain_id TEXT NOT NULL,
+    parent TEXT,
+    diff_id TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    UNIQUE (driver, chain_id)
+);
+CREATE TABLE containers (
+    id TEXT PRIMARY KEY,
+    name TEXT UNIQUE,
+    image_id TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    config TEXT
+);
+CREATE INDEX containers_image ON containers(image_id);
+"#];
+
+/// One connection per `Store`, serialized by a mutex (rusqlite connections are not `Sync`).
+#[derive(Debug)]
+pub(crate) struct Db {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl Db {
+    pub(crate) fn open(path: &Path) -> Result<Db, StoreError> {
+        let err = |context| {
+            move |source| StoreError::Db {
+                path: path.to_path_buf(),
+                context,
+                source,
+            }
+        };
+        let conn = Connection::open(path).map_err(err("opening"))?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(err("setting busy timeout"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err("enabling WAL"))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err("setting synchronous"))?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err("enabling foreign keys"))?;
+        let db = Db {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        };
+        db.migrate()?;
+        Ok(db)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent: an open
+        // transaction is rolled back when its guard drops.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn sql_err(
+        &self,
+        context: &'static str,
+    ) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Db {
+            path: self.path.clone(),
+            context,
+            source,
+        }
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committing if it returns Ok.
+    pub(crate) fn write<T>(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(self.sql_err(context))?;
+        let out = f(&tx)?;
+        tx.commit().map_err(self.sql_err(context))?;
+        Ok(out)
+    }
+
+    /// Runs `f` in one deferred (read) transaction, so it sees one consistent snapshot.
+    pub(crate) fn read<T>(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(self.sql_err(context))?;
+        f(&tx)
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        self.write("migrating schema", |tx| {
+            let e = self.sql_err("migrating schema");
+            tx.execute_batch(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+            )
+            .map_err(&e)?;
+            let found: Option<i64> = tx
+                .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+                .optional()
+                .map_err(&e)?;
+            let mut version = found.unwrap_or(0);
+            if version > SCHEMA_VERSION {
+                return Err(StoreError::SchemaTooNew {
+                    path: self.path.clone(),
+                    found: version,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            while version < SCHEMA_VERSION {
+                tx.execute_batch(MIGRATIONS[version as usize]).map_err(&e)?;
+                version += 1;
+            }
+            tx.execute("DELETE FROM schema_version", []).map_err(&e)?;
+            tx.execute(
+                "INSERT INTO schema_version (version) VALUES (?1)",
+                [version],
+            )
+            .map_err(&e)?;
+            Ok(())
+        })
+    }
+
+    pub(crate) fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.read("reading settings", |tx| {
+            tx.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(self.sql_err("reading settings"))
+        })
+    }
+
+    /// Sets `key` only if unset; returns the value that holds afterwards (first writer wins).
+    pub(crate) fn setting_init(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        self.write("writing settings", |tx| {
+            let e = self.sql_err("writing settings");
+            tx.execute(
+                "INSERT OR IGNORE INTO settings (key, value) VALUES (?1, ?2)",
+                [key, value],
+            )
+            .map_err(&e)?;
+            tx.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .map_err(&e)
+        })
+    }
+
+    /// `PRAGMA integrity_check` and `foreign_key_check`: the problems found, empty when fine.
+    pub(crate) fn integrity_problems(&self) -> Result<Vec<String>, StoreError> {
+        self.read("checking integrity", |tx| {
+            let e = self.sql_err("checking integrity");
+            let mut out = Vec::new();
+            let mut stmt = tx.prepare("PRAGMA integrity_check").map_err(&e)?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(&e)?;
+            for row in rows {
+                let row = row.map_err(&e)?;
+                if row != "ok" {
+                    out.push(row);
+                }
+            }
+            let mut stmt = tx.prepare("PRAGMA foreign_key_check").map_err(&e)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(format!(
+                        "foreign key violation in table {}",
+                        r.get::<_, String>(0)?
+                    ))
+                })
+                .map_err(&e)?;
+            for row in rows {
+                out.push(row.map_err(&e)?);
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// Parses a digest column, naming the table when the row is corrupt.
+pub(crate) fn digest_col(table: &'static str, value: String) -> Result<Digest, StoreError> {
+    Digest::parse(&value).map_err(|_| StoreError::CorruptRecord { table, value })
+}
+
+pub(crate) fn opt_digest_col(
+    table: &'static str,
+    value: Option<String>,
+) -> Result<Option<Digest>, StoreError> {
+    value.map(|v| digest_col(table, v)).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_twice_migrates_once_and_settings_first_writer_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metadata.db");
+        let a = Db::open(&path).unwrap();
+        let b = Db::open(&path).unwrap();
+        assert_eq!(a.setting_init("driver", "vfs").unwrap(), "vfs");
+        assert_eq!(b.setting_init("driver", "overlay").unwrap(), "vfs");
+        assert_eq!(b.setting("driver").unwrap().as_deref(), Some("vfs"));
+        assert!(a.integrity_problems().unwrap().is_empty());
+        let v: i64 = a
+            .read("t", |tx| {
+                Ok(tx
+                    .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+                    .unwrap())
+            })
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metadata.db");
+        let a = Db::open(&path).unwrap();
+        a.write("t", |tx| {
+            Ok(tx
+                .execute("UPDATE schema_version SET version = 99", [])
+                .unwrap())
+        })
+        .unwrap();
+        assert!(matches!(
+            Db::open(&path),
+            Err(StoreError::SchemaTooNew { found: 99, .. })
+        ));
+    }
+}

@@ -1,0 +1,171 @@
+//! Snapshotters: unpacked layers on disk, one directory per chain id, and how to mount them.
+
+#[cfg(test)]
+mod conformance;
+mod mount;
+mod overlay;
+mod records;
+mod tree;
+mod vfs;
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use strata_oci::Digest;
+
+use crate::error::StoreError;
+
+pub(crate) use mount::probe_overlay;
+pub use mount::unmount;
+pub(crate) use overlay::OverlaySnapshotter;
+pub(crate) use records::{SnapshotDir, LOCK_PREFIX, TEMP_PREFIX};
+pub(crate) use tree::dir_usage;
+pub(crate) use vfs::VfsSnapshotter;
+
+/// Which snapshotter a store uses. Fixed when the store is first opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DriverKind {
+    /// overlayfs: each snapshot holds only its layer's changes (with overlay whiteouts);
+    /// a view is an overlay mount of the chain.
+    Overlay,
+    /// Plain copies: each snapshot holds the complete tree. Works on any filesystem.
+    Vfs,
+}
+
+impl DriverKind {
+    /// The name used on disk (`snapshots/<name>`) and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriverKind::Overlay => "overlay",
+            DriverKind::Vfs => "vfs",
+        }
+    }
+}
+
+impl fmt::Display for DriverKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DriverKind {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "overlay" | "overlay2" | "overlayfs" => Ok(DriverKind::Overlay),
+            "vfs" => Ok(DriverKind::Vfs),
+            other => Err(StoreError::UnknownDriver(other.to_string())),
+        }
+    }
+}
+
+/// One recorded snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    pub chain_id: Digest,
+    /// The snapshot below this one; None for a base layer.
+    pub parent: Option<Digest>,
+    /// The layer this snapshot added on top of its parent.
+    pub diff_id: Digest,
+    pub kind: DriverKind,
+    /// The directory of this snapshot: `<root>/snapshots/<driver>/<n>`.
+    pub path: PathBuf,
+    /// When it was recorded, unix seconds.
+    pub created: i64,
+}
+
+/// The private, writable part of a container or RUN step on top of a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WritableLayer {
+    /// Changes land here (overlay upperdir; for vfs the full writable copy).
+    pub upper: PathBuf,
+    /// overlay's workdir: an empty dir on the same filesystem as `upper` (unused by vfs).
+    pub work: PathBuf,
+}
+
+/// Unpacked layers, named by chain id, and views of them.
+///
+/// The lifecycle follows containerd's snapshotter, without its separate active/committed
+/// states: a snapshot is only ever created complete.
+///
+/// **Importing a layer.** To unpack image layers `L0..Ln`, compute their chain ids
+/// (`strata_oci::chain_ids` of the diff ids). For each layer bottom first, if
+/// [`exists`](Snapshotter::exists) says the chain id is present, move on; otherwise call
+/// [`unpack_layer`](Snapshotter::unpack_layer) with the chain id, the previous chain id as
+/// parent and the uncompressed layer tar. The layer is applied into a private temp dir,
+/// then renamed into place and recorded in one step, so a crash never leaves a half
+/// snapshot visible and two processes unpacking the same layer end with one snapshot.
+/// With overlay, layers of one image can be unpacked in parallel (each is applied into an
+/// empty dir); with vfs each layer starts as a copy of its parent, so parents come first.
+///
+/// **Running a container.** To get a root filesystem for image `I`, take the chain id of
+/// its top layer and [`mount`](Snapshotter::mount) it at the rootfs path with a
+/// [`WritableLayer`] (an upper and a work dir owned by the container). Reads come from the
+/// snapshot chain, writes land in `upper`, the snapshots themselves are never modified.
+/// Without a writable layer the mount is a read-only view (for `COPY --from`, inspection).
+/// When the container is done, [`unmount`] the target; the upper dir is the container's
+/// diff (a RUN step can turn it into the next snapshot with
+/// [`commit_dir`](Snapshotter::commit_dir) instead of re-extracting its layer tar).
+///
+/// **Removing.** [`remove`](Snapshotter::remove) deletes one snapshot; it refuses while
+/// child snapshots are recorded on top. Store gc removes unreferenced snapshots top down.
+pub trait Snapshotter: Send + Sync {
+    fn kind(&self) -> DriverKind;
+
+    fn exists(&self, chain_id: &Digest) -> Result<bool, StoreError>;
+
+    /// The record of one snapshot, if present.
+    fn info(&self, chain_id: &Digest) -> Result<Option<SnapshotInfo>, StoreError>;
+
+    /// Unpacks one UNCOMPRESSED layer tar as snapshot `chain_id` on top of `parent` (None
+    /// for the base layer). Idempotent: an existing snapshot is left alone, but the reader
+    /// is still drained to EOF so a caller hashing the stream sees every byte. Applies into
+    /// a temp dir, checks the stream hashes to `diff_id` (else `DiffIdMismatch`, nothing
+    /// recorded), then renames and records it, so a crash never leaves a half snapshot
+    /// visible. overlay: applies into an empty dir with overlay whiteout markers; vfs:
+    /// copies the parent tree (modes, owners, xattrs, hardlinks, devices, mtimes) and
+    /// applies with whiteouts removing files.
+    fn unpack_layer(
+        &self,
+        chain_id: &Digest,
+        parent: Option<&Digest>,
+        diff_id: &Digest,
+        tar: &mut dyn Read,
+    ) -> Result<SnapshotInfo, StoreError>;
+
+    /// Records the directory `dir` (on the store's filesystem) as snapshot `chain_id` by
+    /// renaming it into place: an overlay upper dir for overlay, a complete tree for vfs.
+    /// If the snapshot already exists, `dir` is removed and the existing one returned.
+    fn commit_dir(
+        &self,
+        chain_id: &Digest,
+        parent: Option<&Digest>,
+        diff_id: &Digest,
+        dir: &Path,
+    ) -> Result<SnapshotInfo, StoreError>;
+
+    /// Mounts the read-only view of `chain_id` (or a writable one if `writable` is given)
+    /// at `target`. overlay: lowerdirs are the chain, top first, passed one by one through
+    /// the new mount API so the chain length is not limited by one mount option page
+    /// (falls back to short relative lowerdir paths on kernels without `lowerdir+`);
+    /// a one-layer read-only view is a read-only bind mount. vfs: a read-only bind mount,
+    /// or for a writable view a copy of the snapshot into `upper` (if empty) bind-mounted.
+    fn mount(
+        &self,
+        chain_id: &Digest,
+        target: &Path,
+        writable: Option<&WritableLayer>,
+    ) -> Result<(), StoreError>;
+
+    /// Removes one snapshot (record first, then its dir). Fails while children exist.
+    fn remove(&self, chain_id: &Digest) -> Result<(), StoreError>;
+
+    /// Bytes in this snapshot's own dir (hardlinked files counted once).
+    fn usage(&self, chain_id: &Digest) -> Result<u64, StoreError>;
+
+    /// Every recorded snapshot of this driver.
+    fn list(&self) -> Result<Vec<SnapshotInfo>, StoreError>;
+}
