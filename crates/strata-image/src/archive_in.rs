@@ -7,13 +7,16 @@
 //! archive are only ever used as names, never as filesystem paths.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
+use std::sync::Arc;
 
 use strata_oci::{media_type, Digest, DockerArchiveEntry, ImageConfig, Index, Manifest, Reference};
-use strata_store::{ImageRecord, LayerRecord, Store};
+use strata_store::{ImageRecord, LayerRecord, StagedLayer, Store};
 
-use crate::unpack::ensure_snapshots;
 use crate::ImageError;
+
+/// How much of a layer is read, written and handed to the stager at a time.
+const CHUNK: usize = 1 << 20;
 
 /// Documents larger than this are layers, not JSON to keep in memory.
 const MAX_DOCUMENT: u64 = 4 << 20;
@@ -36,7 +39,7 @@ pub fn load_archive(store: &Store, input: impl Read) -> Result<Vec<LoadedImage>,
     let _lease = store.writer_lease()?;
     let (_, plain) = strata_layer::decompress(io::BufReader::with_capacity(1 << 20, input))
         .map_err(|e| ImageError::layer("reading the archive", e))?;
-    let files = ingest_entries(store, plain)?;
+    let (files, mut staged) = ingest_entries(store, plain)?;
     let images = if files.contains_key("manifest.json") {
         docker_images(store, &files)?
     } else if files.contains_key("index.json") {
@@ -46,8 +49,10 @@ pub fn load_archive(store: &Store, input: impl Read) -> Result<Vec<LoadedImage>,
             "neither manifest.json (docker save) nor index.json (OCI layout) found: is this an image archive?".into(),
         ));
     };
-    let records: Vec<&ImageRecord> = images.iter().map(|(r, _)| r).collect();
-    ensure_snapshots(store, &records)?;
+    for (record, _) in &images {
+        commit_staged_layers(store, record, &mut staged)?;
+        store.unpack_image(record)?;
+    }
     let mut loaded = Vec::new();
     for (record, tags) in &images {
         let names: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
@@ -60,55 +65,125 @@ pub fn load_archive(store: &Store, input: impl Read) -> Result<Vec<LoadedImage>,
     Ok(loaded)
 }
 
-/// Streams every regular file of the archive into the content store.
-fn ingest_entries(store: &Store, plain: impl Read) -> Result<BTreeMap<String, ArchiveFile>, ImageError> {
+/// The archive's files by name, and the layers unpacked while they streamed, by digest.
+type Ingested = (BTreeMap<String, ArchiveFile>, BTreeMap<Digest, StagedLayer>);
+
+/// Streams every regular file of the archive into the content store. With a driver that can
+/// stage layers (overlay), each uncompressed layer is also unpacked while it streams, on a
+/// second thread, so a layer is read once and written to its blob and its snapshot at the
+/// same time; the staged snapshots are keyed by the digest of the bytes they were made from.
+fn ingest_entries(store: &Store, plain: impl Read) -> Result<Ingested, ImageError> {
     let mut archive = tar::Archive::new(plain);
     let mut files: BTreeMap<String, ArchiveFile> = BTreeMap::new();
     let mut links: Vec<(String, String)> = Vec::new();
+    let mut staged: BTreeMap<Digest, StagedLayer> = BTreeMap::new();
     let entries = archive
         .entries()
         .map_err(|e| ImageError::io("reading the archive", e))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| ImageError::io("reading the archive", e))?;
-        let path = entry
-            .path()
-            .map_err(|e| ImageError::io("reading an archive entry name", e))?;
-        let name = normalize(&path.to_string_lossy());
-        let kind = entry.header().entry_type();
-        if kind.is_symlink() || kind.is_hard_link() {
-            // docker save links a layer shared by two images to its first copy.
-            if let Some(target) = entry
-                .link_name()
-                .map_err(|e| ImageError::io(format!("reading link {name}"), e))?
-            {
-                let target = target.to_string_lossy().into_owned();
-                let resolved = if kind.is_symlink() {
-                    resolve_relative(&name, &target)
-                } else {
-                    normalize(&target)
-                };
-                links.push((name, resolved));
+    std::thread::scope(|scope| -> Result<(), ImageError> {
+        for entry in entries {
+            let mut entry = entry.map_err(|e| ImageError::io("reading the archive", e))?;
+            let path = entry
+                .path()
+                .map_err(|e| ImageError::io("reading an archive entry name", e))?;
+            let name = normalize(&path.to_string_lossy());
+            let kind = entry.header().entry_type();
+            if kind.is_symlink() || kind.is_hard_link() {
+                // docker save links a layer shared by two images to its first copy.
+                if let Some(target) = entry
+                    .link_name()
+                    .map_err(|e| ImageError::io(format!("reading link {name}"), e))?
+                {
+                    let target = target.to_string_lossy().into_owned();
+                    let resolved = if kind.is_symlink() {
+                        resolve_relative(&name, &target)
+                    } else {
+                        normalize(&target)
+                    };
+                    links.push((name, resolved));
+                }
+                continue;
             }
-            continue;
+            if !kind.is_file() {
+                continue;
+            }
+            let size = entry.size();
+            if size <= MAX_DOCUMENT && is_document_name(&name) {
+                let mut bytes = Vec::with_capacity(size as usize);
+                entry
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| ImageError::io(format!("reading {name} from the archive"), e))?;
+                let (digest, size) = store.content().ingest(&bytes[..], None)?;
+                files.insert(
+                    name,
+                    ArchiveFile {
+                        digest,
+                        size,
+                        bytes: Some(bytes),
+                    },
+                );
+                continue;
+            }
+            let reading = |e| ImageError::io(format!("reading {name} from the archive"), e);
+            let mut writer = store.content().writer()?;
+            let mut head = [0u8; 512];
+            let head_len = read_up_to(&mut entry, &mut head).map_err(reading)?;
+            writer
+                .write_all(&head[..head_len])
+                .map_err(|e| ImageError::io("writing a blob", e))?;
+            let mut stage = None;
+            if looks_like_tar(&head[..head_len]) {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<Vec<u8>>>(4);
+                // A send fails only when the stager gave up; the blob is still written.
+                let _ = tx.send(Arc::new(head[..head_len].to_vec()));
+                let handle = scope.spawn(move || {
+                    store.snapshotter().stage_layer(&mut ChannelReader {
+                        rx,
+                        chunk: Arc::new(Vec::new()),
+                        pos: 0,
+                    })
+                });
+                stage = Some((tx, handle));
+            }
+            loop {
+                // A fresh chunk per read, shared with the stager rather than copied.
+                let mut chunk = Vec::with_capacity(CHUNK);
+                (&mut entry)
+                    .take(CHUNK as u64)
+                    .read_to_end(&mut chunk)
+                    .map_err(reading)?;
+                if chunk.is_empty() {
+                    break;
+                }
+                writer
+                    .write_all(&chunk)
+                    .map_err(|e| ImageError::io("writing a blob", e))?;
+                if let Some((tx, _)) = &stage {
+                    if tx.send(Arc::new(chunk)).is_err() {
+                        stage = None;
+                    }
+                }
+            }
+            let (digest, size) = writer.commit(None)?;
+            if let Some((tx, handle)) = stage {
+                drop(tx);
+                // A layer that fails to stage is unpacked from its blob later, with the
+                // error reported then if it is real.
+                if let Ok(Ok(Some(layer))) = handle.join() {
+                    staged.entry(digest.clone()).or_insert(layer);
+                }
+            }
+            files.insert(
+                name,
+                ArchiveFile {
+                    digest,
+                    size,
+                    bytes: None,
+                },
+            );
         }
-        if !kind.is_file() {
-            continue;
-        }
-        let size = entry.size();
-        let keep = size <= MAX_DOCUMENT && is_document_name(&name);
-        let (digest, size, bytes) = if keep {
-            let mut bytes = Vec::with_capacity(size as usize);
-            entry
-                .read_to_end(&mut bytes)
-                .map_err(|e| ImageError::io(format!("reading {name} from the archive"), e))?;
-            let (digest, size) = store.content().ingest(&bytes[..], None)?;
-            (digest, size, Some(bytes))
-        } else {
-            let (digest, size) = store.content().ingest(&mut entry, None)?;
-            (digest, size, None)
-        };
-        files.insert(name, ArchiveFile { digest, size, bytes });
-    }
+        Ok(())
+    })?;
     for (name, target) in links {
         if let Some(file) = files.get(&target) {
             let copy = ArchiveFile {
@@ -119,11 +194,88 @@ fn ingest_entries(store: &Store, plain: impl Read) -> Result<BTreeMap<String, Ar
             files.insert(name, copy);
         }
     }
-    Ok(files)
+    Ok((files, staged))
+}
+
+/// Reads until `buf` is full or the stream ends.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// A first tar header block with the POSIX or GNU magic: worth unpacking ahead.
+fn looks_like_tar(head: &[u8]) -> bool {
+    head.len() == 512 && &head[257..262] == b"ustar"
+}
+
+/// The receiving end of a byte stream sent in chunks from another thread.
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<Arc<Vec<u8>>>,
+    chunk: Arc<Vec<u8>>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.chunk.len() - self.pos);
+        out[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Records the layers of `record` that were unpacked while streaming. Only a layer stored
+/// uncompressed was staged from exactly its diff_id's bytes: its blob digest, computed while
+/// the same bytes were ingested, is the verification.
+fn commit_staged_layers(
+    store: &Store,
+    record: &ImageRecord,
+    staged: &mut BTreeMap<Digest, StagedLayer>,
+) -> Result<(), ImageError> {
+    let chain = record.chain_ids();
+    for (i, layer) in record.layers.iter().enumerate() {
+        if layer.blob != layer.diff_id {
+            continue;
+        }
+        let Some(stage) = staged.remove(&layer.blob) else {
+            continue;
+        };
+        if !store.snapshotter().exists(&chain[i])? {
+            let parent = i.checked_sub(1).map(|p| &chain[p]);
+            store.snapshotter().commit_staged(
+                stage,
+                &chain[i],
+                parent,
+                &layer.diff_id,
+                &layer.blob,
+            )?;
+        }
+    }
+    Ok(())
 }
 
 fn is_document_name(name: &str) -> bool {
-    name.ends_with(".json") || name == "repositories" || name == "oci-layout" || name.starts_with("blobs/")
+    name.ends_with(".json")
+        || name == "repositories"
+        || name == "oci-layout"
+        || name.starts_with("blobs/")
 }
 
 /// `./a//b` → `a/b`.
@@ -150,17 +302,22 @@ fn resolve_relative(link: &str, target: &str) -> String {
     parts.join("/")
 }
 
-fn document<'a>(files: &'a BTreeMap<String, ArchiveFile>, name: &str) -> Result<&'a ArchiveFile, ImageError> {
-    files
-        .get(name)
-        .ok_or_else(|| ImageError::InvalidArchive(format!("{name} is listed but not in the archive")))
+fn document<'a>(
+    files: &'a BTreeMap<String, ArchiveFile>,
+    name: &str,
+) -> Result<&'a ArchiveFile, ImageError> {
+    files.get(name).ok_or_else(|| {
+        ImageError::InvalidArchive(format!("{name} is listed but not in the archive"))
+    })
 }
 
-fn document_bytes<'a>(files: &'a BTreeMap<String, ArchiveFile>, name: &str) -> Result<&'a [u8], ImageError> {
-    document(files, name)?
-        .bytes
-        .as_deref()
-        .ok_or_else(|| ImageError::InvalidArchive(format!("{name} is too large to be a JSON document")))
+fn document_bytes<'a>(
+    files: &'a BTreeMap<String, ArchiveFile>,
+    name: &str,
+) -> Result<&'a [u8], ImageError> {
+    document(files, name)?.bytes.as_deref().ok_or_else(|| {
+        ImageError::InvalidArchive(format!("{name} is too large to be a JSON document"))
+    })
 }
 
 fn parse_config(id: &Digest, bytes: &[u8]) -> Result<ImageConfig, ImageError> {
@@ -172,9 +329,13 @@ fn parse_config(id: &Digest, bytes: &[u8]) -> Result<ImageConfig, ImageError> {
 
 type Found = Vec<(ImageRecord, Vec<Reference>)>;
 
-fn docker_images(store: &Store, files: &BTreeMap<String, ArchiveFile>) -> Result<Found, ImageError> {
-    let entries: Vec<DockerArchiveEntry> = serde_json::from_slice(document_bytes(files, "manifest.json")?)
-        .map_err(|e| ImageError::InvalidArchive(format!("manifest.json: {e}")))?;
+fn docker_images(
+    store: &Store,
+    files: &BTreeMap<String, ArchiveFile>,
+) -> Result<Found, ImageError> {
+    let entries: Vec<DockerArchiveEntry> =
+        serde_json::from_slice(document_bytes(files, "manifest.json")?)
+            .map_err(|e| ImageError::InvalidArchive(format!("manifest.json: {e}")))?;
     let mut out = Vec::new();
     for (n, entry) in entries.iter().enumerate() {
         let config_file = document(files, &normalize(&entry.config))?;
@@ -203,7 +364,11 @@ fn docker_images(store: &Store, files: &BTreeMap<String, ArchiveFile>) -> Result
 }
 
 /// A layer as found in an archive; media type from its compression (Docker archives carry none).
-fn layer_record(store: &Store, file: &ArchiveFile, diff_id: &Digest) -> Result<LayerRecord, ImageError> {
+fn layer_record(
+    store: &Store,
+    file: &ArchiveFile,
+    diff_id: &Digest,
+) -> Result<LayerRecord, ImageError> {
     let mut magic = [0u8; 4];
     let n = store
         .content()
@@ -223,7 +388,12 @@ fn layer_record(store: &Store, file: &ArchiveFile, diff_id: &Digest) -> Result<L
     })
 }
 
-fn record(id: Digest, manifest: Option<Digest>, layers: Vec<LayerRecord>, config: &ImageConfig) -> ImageRecord {
+fn record(
+    id: Digest,
+    manifest: Option<Digest>,
+    layers: Vec<LayerRecord>,
+    config: &ImageConfig,
+) -> ImageRecord {
     ImageRecord {
         id,
         manifest,
@@ -249,7 +419,8 @@ fn oci_images(files: &BTreeMap<String, ArchiveFile>) -> Result<Found, ImageError
             .and_then(|name| Reference::parse(name).ok())
             .into_iter()
             .collect();
-        let (manifest_digest, manifest) = resolve_manifest(files, &descriptor.digest, &descriptor.media_type)?;
+        let (manifest_digest, manifest) =
+            resolve_manifest(files, &descriptor.digest, &descriptor.media_type)?;
         let config_file = blob_file(files, &manifest.config.digest)?;
         let id = config_file.digest.clone();
         let config = parse_config(&id, document_bytes(files, &blob_name(&id))?)?;
@@ -291,7 +462,10 @@ fn blob_name(d: &Digest) -> String {
 }
 
 /// A blob of an OCI layout, checked to hold the bytes its name promises.
-fn blob_file<'a>(files: &'a BTreeMap<String, ArchiveFile>, d: &Digest) -> Result<&'a ArchiveFile, ImageError> {
+fn blob_file<'a>(
+    files: &'a BTreeMap<String, ArchiveFile>,
+    d: &Digest,
+) -> Result<&'a ArchiveFile, ImageError> {
     let file = document(files, &blob_name(d))?;
     if file.digest != *d {
         return Err(ImageError::InvalidArchive(format!(
@@ -343,7 +517,13 @@ mod tests {
     #[test]
     fn archive_names_are_normalized_and_links_resolved() {
         assert_eq!(normalize("./a//b/"), "a/b");
-        assert_eq!(resolve_relative("x/layer.tar", "../y/layer.tar"), "y/layer.tar");
-        assert_eq!(resolve_relative("x/layer.tar", "../../../etc/passwd"), "etc/passwd");
+        assert_eq!(
+            resolve_relative("x/layer.tar", "../y/layer.tar"),
+            "y/layer.tar"
+        );
+        assert_eq!(
+            resolve_relative("x/layer.tar", "../../../etc/passwd"),
+            "etc/passwd"
+        );
     }
 }

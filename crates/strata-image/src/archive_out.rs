@@ -7,7 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read, Write};
 
-use strata_oci::{media_type, to_canonical_json, Descriptor, Digest, DockerArchiveEntry, Index, Manifest, Reference};
+use strata_oci::{
+    media_type, to_canonical_json, Descriptor, Digest, DockerArchiveEntry, Index, Manifest,
+    Reference,
+};
 use strata_store::{ImageRecord, Store};
 
 use crate::ImageError;
@@ -26,7 +29,12 @@ pub struct SaveItem {
     pub tags: Vec<Reference>,
 }
 
-pub fn save_archive(store: &Store, items: &[SaveItem], format: ArchiveFormat, out: impl Write) -> Result<(), ImageError> {
+pub fn save_archive(
+    store: &Store,
+    items: &[SaveItem],
+    format: ArchiveFormat,
+    out: impl Write,
+) -> Result<(), ImageError> {
     let mut tar = tar::Builder::new(out);
     match format {
         ArchiveFormat::Docker => write_docker(store, items, &mut tar)?,
@@ -51,7 +59,11 @@ fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
     h
 }
 
-fn add_bytes<W: Write>(tar: &mut tar::Builder<W>, name: &str, bytes: &[u8]) -> Result<(), ImageError> {
+fn add_bytes<W: Write>(
+    tar: &mut tar::Builder<W>,
+    name: &str,
+    bytes: &[u8],
+) -> Result<(), ImageError> {
     let mut h = header(tar::EntryType::Regular, 0o644, bytes.len() as u64);
     tar.append_data(&mut h, name, bytes)
         .map_err(|e| ImageError::io(format!("writing {name}"), e))
@@ -63,7 +75,12 @@ fn add_dir<W: Write>(tar: &mut tar::Builder<W>, name: &str) -> Result<(), ImageE
         .map_err(|e| ImageError::io(format!("writing {name}"), e))
 }
 
-fn add_stream<W: Write>(tar: &mut tar::Builder<W>, name: &str, size: u64, data: impl Read) -> Result<(), ImageError> {
+fn add_stream<W: Write>(
+    tar: &mut tar::Builder<W>,
+    name: &str,
+    size: u64,
+    data: impl Read,
+) -> Result<(), ImageError> {
     let mut h = header(tar::EntryType::Regular, 0o644, size);
     tar.append_data(&mut h, name, data)
         .map_err(|e| ImageError::io(format!("writing {name}"), e))
@@ -87,11 +104,16 @@ fn plain_layer(store: &Store, blob: &Digest) -> Result<(u64, Box<dyn Read>), Ima
     if strata_layer::Compression::detect(&magic[..n]) == strata_layer::Compression::None {
         return Ok((store.content().size(blob)?, open()?));
     }
-    let size = io::copy(&mut open()?, &mut io::sink()).map_err(|e| ImageError::io(format!("reading blob {blob}"), e))?;
+    let size = io::copy(&mut open()?, &mut io::sink())
+        .map_err(|e| ImageError::io(format!("reading blob {blob}"), e))?;
     Ok((size, open()?))
 }
 
-fn write_docker<W: Write>(store: &Store, items: &[SaveItem], tar: &mut tar::Builder<W>) -> Result<(), ImageError> {
+fn write_docker<W: Write>(
+    store: &Store,
+    items: &[SaveItem],
+    tar: &mut tar::Builder<W>,
+) -> Result<(), ImageError> {
     let mut manifest: Vec<DockerArchiveEntry> = Vec::new();
     let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut written: BTreeSet<String> = BTreeSet::new();
@@ -130,10 +152,12 @@ fn write_docker<W: Write>(store: &Store, items: &[SaveItem], tar: &mut tar::Buil
             layer_paths,
         ));
     }
-    let manifest_json = serde_json::to_vec(&manifest).map_err(|e| ImageError::InvalidArchive(e.to_string()))?;
+    let manifest_json =
+        serde_json::to_vec(&manifest).map_err(|e| ImageError::InvalidArchive(e.to_string()))?;
     add_bytes(tar, "manifest.json", &manifest_json)?;
     if !repositories.is_empty() {
-        let repos = serde_json::to_vec(&repositories).map_err(|e| ImageError::InvalidArchive(e.to_string()))?;
+        let repos = serde_json::to_vec(&repositories)
+            .map_err(|e| ImageError::InvalidArchive(e.to_string()))?;
         add_bytes(tar, "repositories", &repos)?;
     }
     Ok(())
@@ -161,10 +185,17 @@ fn manifest_of(store: &Store, image: &ImageRecord) -> Result<(Vec<u8>, String), 
             .map(|l| Descriptor::new(&l.media_type, l.blob.clone(), l.blob_size))
             .collect(),
     );
-    Ok((to_canonical_json(&manifest), media_type::OCI_MANIFEST.to_string()))
+    Ok((
+        to_canonical_json(&manifest),
+        media_type::OCI_MANIFEST.to_string(),
+    ))
 }
 
-fn write_oci<W: Write>(store: &Store, items: &[SaveItem], tar: &mut tar::Builder<W>) -> Result<(), ImageError> {
+fn write_oci<W: Write>(
+    store: &Store,
+    items: &[SaveItem],
+    tar: &mut tar::Builder<W>,
+) -> Result<(), ImageError> {
     add_bytes(tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     add_dir(tar, "blobs/")?;
     add_dir(tar, "blobs/sha256/")?;
@@ -183,9 +214,17 @@ fn write_oci<W: Write>(store: &Store, items: &[SaveItem], tar: &mut tar::Builder
             }
         }
         if written.insert(manifest_digest.clone()) {
-            add_bytes(tar, &format!("blobs/sha256/{}", manifest_digest.hex()), &manifest_bytes)?;
+            add_bytes(
+                tar,
+                &format!("blobs/sha256/{}", manifest_digest.hex()),
+                &manifest_bytes,
+            )?;
         }
-        let descriptor = Descriptor::new(&manifest_media, manifest_digest, manifest_bytes.len() as u64);
+        let descriptor = Descriptor::new(
+            &manifest_media,
+            manifest_digest,
+            manifest_bytes.len() as u64,
+        );
         if item.tags.is_empty() {
             index_entries.push(descriptor.clone());
         }
@@ -193,7 +232,10 @@ fn write_oci<W: Write>(store: &Store, items: &[SaveItem], tar: &mut tar::Builder
             let mut annotations = BTreeMap::new();
             annotations.insert("io.containerd.image.name".to_string(), tag.to_string());
             if let Some(t) = tag.tag() {
-                annotations.insert("org.opencontainers.image.ref.name".to_string(), t.to_string());
+                annotations.insert(
+                    "org.opencontainers.image.ref.name".to_string(),
+                    t.to_string(),
+                );
             }
             index_entries.push(descriptor.clone().with_annotations(annotations));
         }

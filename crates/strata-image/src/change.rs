@@ -23,7 +23,10 @@ const ALLOWED: [Kind; 10] = [
 ];
 
 /// Applies `changes` in order to `config`.
-pub(crate) fn apply_all(config: &mut ContainerConfig, changes: &[String]) -> Result<(), ImageError> {
+pub(crate) fn apply_all(
+    config: &mut ContainerConfig,
+    changes: &[String],
+) -> Result<(), ImageError> {
     let mut cmd_set = false;
     for change in changes {
         apply(config, change, &mut cmd_set)?;
@@ -53,9 +56,16 @@ fn apply(config: &mut ContainerConfig, change: &str, cmd_set: &mut bool) -> Resu
             .env
             .iter()
             .flatten()
-            .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .filter_map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
             .collect();
-        let expand = |word: &str| lexer.expand_word(word, &env).map_err(|e| invalid(change, e.to_string()));
+        let expand = |word: &str| {
+            lexer
+                .expand_word(word, &env)
+                .map_err(|e| invalid(change, e.to_string()))
+        };
         let words = |args: &Args| -> Result<Vec<String>, ImageError> {
             match args {
                 Args::Exec(v) => Ok(v.clone()),
@@ -91,7 +101,10 @@ fn apply(config: &mut ContainerConfig, change: &str, cmd_set: &mut bool) -> Resu
                     if instruction.kind == Kind::Env {
                         let list = config.env.get_or_insert_with(Vec::new);
                         let entry = format!("{k}={v}");
-                        match list.iter_mut().find(|e| e.split_once('=').map(|p| p.0) == Some(k.as_str())) {
+                        match list
+                            .iter_mut()
+                            .find(|e| e.split_once('=').map(|p| p.0) == Some(k.as_str()))
+                        {
                             Some(existing) => *existing = entry,
                             None => list.push(entry),
                         }
@@ -102,21 +115,34 @@ fn apply(config: &mut ContainerConfig, change: &str, cmd_set: &mut bool) -> Resu
             }
             Kind::Expose => {
                 for port in words(&instruction.args)? {
-                    let key = if port.contains('/') { port } else { format!("{port}/tcp") };
-                    config.exposed_ports.get_or_insert_with(BTreeMap::new).insert(key, Empty);
+                    let key = if port.contains('/') {
+                        port
+                    } else {
+                        format!("{port}/tcp")
+                    };
+                    config
+                        .exposed_ports
+                        .get_or_insert_with(BTreeMap::new)
+                        .insert(key, Empty);
                 }
             }
             Kind::Onbuild => {
                 let Args::Trigger(trigger) = &instruction.args else {
                     return Err(invalid(change, "ONBUILD needs an instruction"));
                 };
-                config.on_build.get_or_insert_with(Vec::new).push(trigger.original.clone());
+                config
+                    .on_build
+                    .get_or_insert_with(Vec::new)
+                    .push(trigger.original.clone());
             }
             Kind::Stopsignal => config.stop_signal = words(&instruction.args)?.join(" "),
             Kind::User => config.user = words(&instruction.args)?.join(" "),
             Kind::Volume => {
                 for path in words(&instruction.args)? {
-                    config.volumes.get_or_insert_with(BTreeMap::new).insert(path, Empty);
+                    config
+                        .volumes
+                        .get_or_insert_with(BTreeMap::new)
+                        .insert(path, Empty);
                 }
             }
             Kind::Workdir => {
@@ -127,7 +153,12 @@ fn apply(config: &mut ContainerConfig, change: &str, cmd_set: &mut bool) -> Resu
                     normalize_abs(&format!("{}/{dir}", config.working_dir))
                 };
             }
-            _ => return Err(invalid(change, format!("{} is not a valid change command", instruction.kind))),
+            _ => {
+                return Err(invalid(
+                    change,
+                    format!("{} is not a valid change command", instruction.kind),
+                ))
+            }
         }
     }
     Ok(())
@@ -179,7 +210,10 @@ mod tests {
         assert_eq!(c.env.unwrap(), ["A=1", "B=two words", "C=1-x"]);
         assert_eq!(c.cmd.unwrap(), ["/bin/sh", "-c", "echo hi"]);
         assert_eq!(c.entrypoint.unwrap(), ["/bin/app"]);
-        assert_eq!(c.exposed_ports.unwrap().keys().collect::<Vec<_>>(), ["53/udp", "80/tcp"]);
+        assert_eq!(
+            c.exposed_ports.unwrap().keys().collect::<Vec<_>>(),
+            ["53/udp", "80/tcp"]
+        );
         assert_eq!(c.labels.unwrap()["k"], "v");
         assert_eq!(c.user, "nobody");
         assert_eq!(c.working_dir, "/srv/app");

@@ -29,7 +29,12 @@ pub enum ImageError {
     #[error("invalid image config {digest}: {reason}")]
     InvalidConfig { digest: Digest, reason: String },
     #[error("layer {index} of image {image}: content has digest {actual}, the image config says {expected}")]
-    DiffIdMismatch { image: Digest, index: usize, expected: Digest, actual: Digest },
+    DiffIdMismatch {
+        image: Digest,
+        index: usize,
+        expected: Digest,
+        actual: Digest,
+    },
     #[error("invalid --change {change:?}: {reason}")]
     InvalidChange { change: String, reason: String },
     #[error("conflict: unable to delete {image} (must be forced) - {reason}")]
@@ -40,10 +45,19 @@ pub enum ImageError {
 
 impl ImageError {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> ImageError {
-        ImageError::Io { context: context.into(), source }
+        ImageError::Io {
+            context: context.into(),
+            source,
+        }
     }
 
-    pub(crate) fn layer(context: impl Into<String>, source: strata_layer::LayerError) -> ImageError {
-        ImageError::Layer { context: context.into(), source }
+    pub(crate) fn layer(
+        context: impl Into<String>,
+        source: strata_layer::LayerError,
+    ) -> ImageError {
+        ImageError::Layer {
+            context: context.into(),
+            source,
+        }
     }
 }

@@ -5,10 +5,12 @@
 
 use std::io::{self, Read};
 
-use strata_oci::{media_type, to_canonical_json, ContainerConfig, Digest, History, ImageConfig, Platform, Reference, RootFs};
+use strata_oci::{
+    media_type, to_canonical_json, ContainerConfig, Digest, History, ImageConfig, Platform,
+    Reference, RootFs,
+};
 use strata_store::{ImageRecord, LayerRecord, Store};
 
-use crate::unpack::ensure_snapshots;
 use crate::ImageError;
 
 pub struct ImportOptions {
@@ -24,7 +26,11 @@ pub struct ImportOptions {
 }
 
 /// Imports a rootfs tar and returns the new image's ID.
-pub fn import_rootfs(store: &Store, input: impl Read, opts: &ImportOptions) -> Result<Digest, ImageError> {
+pub fn import_rootfs(
+    store: &Store,
+    input: impl Read,
+    opts: &ImportOptions,
+) -> Result<Digest, ImageError> {
     let host = Platform::host();
     if let Some(p) = &opts.platform {
         let host_name = format!("{}/{}", host.os, host.architecture);
@@ -40,7 +46,8 @@ pub fn import_rootfs(store: &Store, input: impl Read, opts: &ImportOptions) -> R
     let (_, plain) = strata_layer::decompress(io::BufReader::with_capacity(1 << 20, input))
         .map_err(|e| ImageError::layer("reading the rootfs tar", e))?;
     let mut writer = store.content().writer()?;
-    io::copy(&mut { plain }, &mut writer).map_err(|e| ImageError::io("reading the rootfs tar", e))?;
+    io::copy(&mut { plain }, &mut writer)
+        .map_err(|e| ImageError::io("reading the rootfs tar", e))?;
     let (diff_id, size) = writer.commit(None)?;
 
     let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
@@ -79,7 +86,7 @@ pub fn import_rootfs(store: &Store, input: impl Read, opts: &ImportOptions) -> R
         parent: None,
     };
     // A tar that is not a valid layer fails here, before anything is recorded.
-    ensure_snapshots(store, &[&record])?;
+    store.unpack_image(&record)?;
     let tags: Vec<String> = opts.tag.iter().map(|t| t.to_string()).collect();
     store.put_image(&record, &tags)?;
     Ok(id)

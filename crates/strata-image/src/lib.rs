@@ -16,7 +16,6 @@ mod error;
 mod import;
 mod remove;
 mod resolve;
-mod unpack;
 mod view;
 
 pub use archive_in::{load_archive, LoadedImage};
@@ -25,5 +24,6 @@ pub use error::ImageError;
 pub use import::{import_rootfs, ImportOptions};
 pub use remove::{prune_images, remove_image, PruneReport, RemoveEvent};
 pub use resolve::{resolve_image, ResolvedImage};
-pub use unpack::ensure_snapshots;
-pub use view::{history, image_size, image_summaries, inspect, HistoryRow, ImageSummary, InspectImage};
+pub use view::{
+    history, image_size, image_summaries, inspect, HistoryRow, ImageSummary, InspectImage,
+};

@@ -27,7 +27,11 @@ fn familiar(full: &str) -> String {
     Reference::parse(full).map_or_else(|_| full.to_string(), |r| r.familiar())
 }
 
-pub fn remove_image(store: &Store, input: &str, force: bool) -> Result<Vec<RemoveEvent>, ImageError> {
+pub fn remove_image(
+    store: &Store,
+    input: &str,
+    force: bool,
+) -> Result<Vec<RemoveEvent>, ImageError> {
     let resolved = resolve_image(store, input)?;
     let id = resolved.record.id.clone();
     let tags = store.tags_of(&id)?;

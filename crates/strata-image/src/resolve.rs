@@ -42,7 +42,9 @@ fn resolve_id(store: &Store, input: &str) -> Result<(Digest, Option<Reference>),
     }
     let looks_like_id = !input.is_empty()
         && input.len() <= 64
-        && input.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        && input
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     match Reference::parse(input) {
         Ok(reference) => {
             if let Some(digest) = reference.digest() {
@@ -86,11 +88,7 @@ fn by_repo_digest(
         if image.id == *digest || image.manifest.as_ref() == Some(digest) {
             return Ok(Some(image.id));
         }
-        if store
-            .repo_digests_of(&image.id)?
-            .iter()
-            .any(|d| *d == wanted)
-        {
+        if store.repo_digests_of(&image.id)?.contains(&wanted) {
             return Ok(Some(image.id));
         }
     }

@@ -13,7 +13,11 @@ use crate::ImageError;
 /// The unpacked size of each layer of `image`, bottom first (what Docker calls a layer's
 /// size: the bytes of its files, not of its tar). Falls back to the blob size for a layer
 /// that is not unpacked.
-fn layer_sizes(store: &Store, image: &ImageRecord, cache: &mut HashMap<Digest, u64>) -> Result<Vec<u64>, ImageError> {
+fn layer_sizes(
+    store: &Store,
+    image: &ImageRecord,
+    cache: &mut HashMap<Digest, u64>,
+) -> Result<Vec<u64>, ImageError> {
     let diff_ids: Vec<Digest> = image.layers.iter().map(|l| l.diff_id.clone()).collect();
     let mut sizes = Vec::new();
     for (chain, layer) in chain_ids(&diff_ids).iter().zip(&image.layers) {
@@ -132,7 +136,11 @@ pub fn history(store: &Store, image: &ResolvedImage) -> Result<Vec<HistoryRow>, 
     let mut current = Some(image.record.clone());
     while let Some(record) = current {
         let history_len = load_config(store, &record.id)?.history.len().max(1);
-        if let Some(row) = rows.len().checked_sub(history_len).and_then(|i| rows.get_mut(i)) {
+        if let Some(row) = rows
+            .len()
+            .checked_sub(history_len)
+            .and_then(|i| rows.get_mut(i))
+        {
             row.id = Some(record.id.clone());
         }
         current = match &record.parent {
@@ -212,7 +220,12 @@ pub fn inspect(store: &Store, image: &ResolvedImage) -> Result<InspectImage, Ima
         id: image.record.id.clone(),
         repo_tags,
         repo_digests,
-        parent: image.record.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+        parent: image
+            .record
+            .parent
+            .as_ref()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
         comment: config.comment.clone().unwrap_or_default(),
         created: config
             .created

@@ -82,6 +82,11 @@ pub enum StoreError {
         #[source]
         source: strata_layer::LayerError,
     },
+    #[error("unpacking a layer ahead of its chain")]
+    Stage {
+        #[source]
+        source: strata_layer::LayerError,
+    },
     #[error("another strata command is writing to the store at {root:?}; gc waited {waited_secs} s, try again when it has finished")]
     Busy { root: PathBuf, waited_secs: u64 },
 }

@@ -40,6 +40,6 @@ pub use error::StoreError;
 pub use gc::GcReport;
 pub use images::{ImageRecord, LayerRecord};
 pub use lock::WriterLease;
-pub use snapshot::{unmount, DriverKind, SnapshotInfo, Snapshotter, WritableLayer};
+pub use snapshot::{unmount, DriverKind, SnapshotInfo, Snapshotter, StagedLayer, WritableLayer};
 pub use store::{Store, StoreInfo, StoreOptions};
 pub use usage::{DiskUsage, ImageUsage};

@@ -29,7 +29,9 @@ impl Store {
         let unpack_one = |i: usize| -> Result<(), StoreError> {
             let layer = &image.layers[i];
             let parent = i.checked_sub(1).map(|p| &chain[p]);
-            let blob = self.content().open(&layer.blob)?;
+            // Large reads: the tar reader asks for 512-byte headers and small file bodies.
+            let blob =
+                std::io::BufReader::with_capacity(1 << 20, self.content().open(&layer.blob)?);
             let (_, mut tar) = decompress(blob).map_err(|source| StoreError::Unpack {
                 chain_id: chain[i].clone(),
                 diff_id: layer.diff_id.clone(),

@@ -22,7 +22,12 @@ pub(crate) struct Cli {
 #[derive(Args, Clone)]
 pub(crate) struct GlobalOptions {
     /// Root directory of the store
-    #[arg(long, global = true, env = "STRATA_ROOT", default_value = "/var/lib/strata")]
+    #[arg(
+        long,
+        global = true,
+        env = "STRATA_ROOT",
+        default_value = "/var/lib/strata"
+    )]
     pub(crate) root: PathBuf,
     /// Snapshot driver: overlay (default) or vfs; recorded when the store is created
     #[arg(long = "storage-driver", global = true, env = "STRATA_STORAGE_DRIVER")]

@@ -29,7 +29,9 @@ fn big_rootfs(env: &Env, megabytes: usize) -> std::path::PathBuf {
     header.set_gid(0);
     header.set_mtime(0);
     header.set_cksum();
-    builder.append_data(&mut header, "big.bin", &data[..]).unwrap();
+    builder
+        .append_data(&mut header, "big.bin", &data[..])
+        .unwrap();
     builder.into_inner().unwrap().flush().unwrap();
     path
 }
@@ -50,7 +52,12 @@ fn killed_imports_and_loads_leave_a_clean_store() {
             vec!["import", big.to_str().unwrap(), "killed:1"],
             vec!["load", "-i", archive.to_str().unwrap()],
         ] {
-            let mut child = env.cmd(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+            let mut child = env
+                .cmd(&args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
             std::thread::sleep(Duration::from_millis(delay_ms));
             let _ = child.kill(); // SIGKILL
             let _ = child.wait();
@@ -99,14 +106,30 @@ fn parallel_processes_import_tag_and_remove_without_corruption() {
                 for i in 0..4 {
                     let name = format!("w{w}/img:{i}");
                     let out = strata(&["import", tar.to_str().unwrap(), &name]);
-                    assert!(out.status.success(), "import: {}", String::from_utf8_lossy(&out.stderr));
+                    assert!(
+                        out.status.success(),
+                        "import: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
                     let out = strata(&["load", "-i", fixture_tar.to_str().unwrap()]);
-                    assert!(out.status.success(), "load: {}", String::from_utf8_lossy(&out.stderr));
+                    assert!(
+                        out.status.success(),
+                        "load: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
                     let out = strata(&["tag", &name, &format!("shared:{w}")]);
-                    assert!(out.status.success(), "tag: {}", String::from_utf8_lossy(&out.stderr));
+                    assert!(
+                        out.status.success(),
+                        "tag: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
                     if i % 2 == 1 {
                         let out = strata(&["rmi", &name]);
-                        assert!(out.status.success(), "rmi: {}", String::from_utf8_lossy(&out.stderr));
+                        assert!(
+                            out.status.success(),
+                            "rmi: {}",
+                            String::from_utf8_lossy(&out.stderr)
+                        );
                     }
                 }
             })

@@ -1,6 +1,7 @@
 //! Differential round trips with the reference tools (Docker 20.10, podman, skopeo).
 //! Opt-in: run `../shared/tools/anchors-up` first, then
 //! `STRATA_DIFFERENTIAL=1 cargo test -p strata --test differential -- --nocapture --test-threads=1`.
+#![allow(clippy::print_stderr)] // a skipped opt-in test says why it did nothing
 
 mod common;
 
@@ -35,20 +36,42 @@ fn docker_save_strata_load_save_docker_load_run() {
         return;
     }
     let env = Env::new();
-    let docker_id = sh(&format!("{DOCKER} image inspect -f '{{{{.Id}}}}' busybox:local"));
+    let docker_id = sh(&format!(
+        "{DOCKER} image inspect -f '{{{{.Id}}}}' busybox:local"
+    ));
     let from_docker = env.path("from-docker.tar");
-    sh(&format!("{DOCKER} save busybox:local -o {}", from_docker.display()));
+    sh(&format!(
+        "{DOCKER} save busybox:local -o {}",
+        from_docker.display()
+    ));
     env.ok(&["load", "-i", from_docker.to_str().unwrap()]);
     assert_eq!(inspect(&env, "busybox:local")["Id"], docker_id);
 
     let back = env.path("back.tar");
     env.ok(&["tag", "busybox:local", "strata-roundtrip:docker"]);
-    env.ok(&["save", "-o", back.to_str().unwrap(), "strata-roundtrip:docker"]);
-    sh(&format!("{DOCKER} rmi -f strata-roundtrip:docker >/dev/null 2>&1 || true"));
+    env.ok(&[
+        "save",
+        "-o",
+        back.to_str().unwrap(),
+        "strata-roundtrip:docker",
+    ]);
+    sh(&format!(
+        "{DOCKER} rmi -f strata-roundtrip:docker >/dev/null 2>&1 || true"
+    ));
     let loaded = sh(&format!("{DOCKER} load -i {}", back.display()));
     assert!(loaded.contains("strata-roundtrip:docker"), "{loaded}");
-    assert_eq!(sh(&format!("{DOCKER} image inspect -f '{{{{.Id}}}}' strata-roundtrip:docker")), docker_id);
-    assert_eq!(sh(&format!("{DOCKER} run --rm strata-roundtrip:docker echo works")), "works");
+    assert_eq!(
+        sh(&format!(
+            "{DOCKER} image inspect -f '{{{{.Id}}}}' strata-roundtrip:docker"
+        )),
+        docker_id
+    );
+    assert_eq!(
+        sh(&format!(
+            "{DOCKER} run --rm strata-roundtrip:docker echo works"
+        )),
+        "works"
+    );
 
     // podman loads the docker archive too, with the same ID (it names familiar RepoTags
     // `localhost/…`, as it does for Docker's own archives).
@@ -61,12 +84,23 @@ fn docker_save_strata_load_save_docker_load_run() {
 
     // OCI layout: podman loads it with the same ID; skopeo reads it.
     let oci = env.path("back.oci.tar");
-    env.ok(&["save", "--format", "oci", "-o", oci.to_str().unwrap(), "strata-roundtrip:docker"]);
+    env.ok(&[
+        "save",
+        "--format",
+        "oci",
+        "-o",
+        oci.to_str().unwrap(),
+        "strata-roundtrip:docker",
+    ]);
     let podman_out = sh(&format!("podman load -i {} 2>&1", oci.display()));
     assert!(podman_out.contains("Loaded image"), "{podman_out}");
-    let podman_id = sh("podman image inspect -f '{{.Id}}' docker.io/library/strata-roundtrip:docker");
+    let podman_id =
+        sh("podman image inspect -f '{{.Id}}' docker.io/library/strata-roundtrip:docker");
     assert_eq!(format!("sha256:{podman_id}"), docker_id);
-    sh(&format!("skopeo inspect oci-archive:{} >/dev/null", oci.display()));
+    sh(&format!(
+        "skopeo inspect oci-archive:{} >/dev/null",
+        oci.display()
+    ));
     // And podman's docker-archive is loadable by strata again.
     let podman_save = env.path("podman.tar");
     sh(&format!(
@@ -85,20 +119,37 @@ fn strata_import_matches_docker_import_layer_and_runs_in_docker() {
     }
     let env = Env::new();
     let rootfs = "/var/tmp/anchors/busybox-rootfs.tar";
-    env.ok(&["import", "-c", r#"CMD ["echo","from strata"]"#, rootfs, "strata-import:1"]);
+    env.ok(&[
+        "import",
+        "-c",
+        r#"CMD ["echo","from strata"]"#,
+        rootfs,
+        "strata-import:1",
+    ]);
     let ours = inspect(&env, "strata-import:1");
     let theirs: serde_json::Value =
         serde_json::from_str(&sh(&format!("{DOCKER} image inspect busybox:local"))).unwrap();
-    assert_eq!(ours["RootFS"], theirs[0]["RootFS"], "same tar, same diff_id");
-    assert_eq!(ours["Size"], theirs[0]["Size"], "Docker counts the same unpacked size");
+    assert_eq!(
+        ours["RootFS"], theirs[0]["RootFS"],
+        "same tar, same diff_id"
+    );
+    assert_eq!(
+        ours["Size"], theirs[0]["Size"],
+        "Docker counts the same unpacked size"
+    );
 
     let archive = env.path("imported.tar");
     env.ok(&["save", "-o", archive.to_str().unwrap(), "strata-import:1"]);
     sh(&format!("{DOCKER} load -i {}", archive.display()));
     assert_eq!(
-        sh(&format!("{DOCKER} image inspect -f '{{{{.Id}}}}' strata-import:1")),
+        sh(&format!(
+            "{DOCKER} image inspect -f '{{{{.Id}}}}' strata-import:1"
+        )),
         ours["Id"].as_str().unwrap()
     );
-    assert_eq!(sh(&format!("{DOCKER} run --rm strata-import:1")), "from strata");
+    assert_eq!(
+        sh(&format!("{DOCKER} run --rm strata-import:1")),
+        "from strata"
+    );
     sh(&format!("{DOCKER} rmi strata-import:1 >/dev/null"));
 }

@@ -62,6 +62,32 @@ impl FromStr for DriverKind {
     }
 }
 
+/// A layer unpacked by [`Snapshotter::stage_layer`], not yet part of any chain. Its temp
+/// dir is locked for as long as this lives; dropping it uncommitted removes the dir.
+#[derive(Debug)]
+pub struct StagedLayer {
+    path: PathBuf,
+    /// Held for its flock: marks the temp dir as owned by a live process.
+    _lock: std::fs::File,
+}
+
+impl StagedLayer {
+    pub(crate) fn new(path: PathBuf, lock: std::fs::File) -> StagedLayer {
+        StagedLayer { path, _lock: lock }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for StagedLayer {
+    fn drop(&mut self) {
+        // After a commit the dir has been renamed away and this finds nothing.
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
 /// One recorded snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotInfo {
@@ -146,6 +172,40 @@ pub trait Snapshotter: Send + Sync {
         diff_id: &Digest,
         dir: &Path,
     ) -> Result<SnapshotInfo, StoreError>;
+
+    /// Unpacks an UNCOMPRESSED layer tar into a locked temp dir before its place in a
+    /// chain is known, so a layer can unpack while it is still arriving (a `docker save`
+    /// archive names its layers' order only at its end). Only drivers whose snapshot of a
+    /// layer does not depend on its parent can do this (overlay); others return `None` and
+    /// the caller unpacks with [`Snapshotter::unpack_layer`] once the chain is known.
+    fn stage_layer(&self, tar: &mut dyn Read) -> Result<Option<StagedLayer>, StoreError> {
+        let _ = tar;
+        Ok(None)
+    }
+
+    /// Records a staged layer as snapshot `chain_id`. `content` is the digest of exactly the
+    /// bytes that were staged, computed by the caller as they streamed (the content store
+    /// computes it while ingesting the same bytes); it must equal `diff_id`, or nothing is
+    /// recorded. An existing snapshot wins and the staged copy is dropped.
+    fn commit_staged(
+        &self,
+        staged: StagedLayer,
+        chain_id: &Digest,
+        parent: Option<&Digest>,
+        diff_id: &Digest,
+        content: &Digest,
+    ) -> Result<SnapshotInfo, StoreError> {
+        if content != diff_id {
+            return Err(StoreError::DiffIdMismatch {
+                chain_id: chain_id.clone(),
+                expected: diff_id.clone(),
+                actual: content.clone(),
+            });
+        }
+        let out = self.commit_dir(chain_id, parent, diff_id, &staged.path);
+        drop(staged);
+        out
+    }
 
     /// Mounts the read-only view of `chain_id` (or a writable one if `writable` is given)
     /// at `target`. overlay: lowerdirs are the chain, top first, passed one by one through

@@ -10,7 +10,8 @@ use strata_oci::Digest;
 use crate::error::StoreError;
 use crate::snapshot::mount::{self, OverlayApi};
 use crate::snapshot::{
-    dir_usage, DriverKind, SnapshotDir, SnapshotInfo, Snapshotter, WritableLayer,
+    dir_usage, DriverKind, SnapshotDir, SnapshotInfo, Snapshotter, StagedLayer, WritableLayer,
+    TEMP_PREFIX,
 };
 
 #[derive(Debug)]
@@ -70,6 +71,17 @@ impl Snapshotter for OverlaySnapshotter {
                 })?;
                 Ok(())
             })
+    }
+
+    fn stage_layer(&self, tar: &mut dyn Read) -> Result<Option<StagedLayer>, StoreError> {
+        let (lock, temp) = crate::lock::create_owned_temp_dir(self.dir.dir(), TEMP_PREFIX)?;
+        let staged = StagedLayer::new(temp, lock);
+        let opts = ApplyOptions {
+            whiteouts: WhiteoutMode::OverlayMarkers,
+            preserve_owners: true,
+        };
+        apply_layer(tar, staged.path(), &opts).map_err(|source| StoreError::Stage { source })?;
+        Ok(Some(staged))
     }
 
     fn commit_dir(

@@ -8,7 +8,10 @@ use crate::failure::Failure;
 use crate::render::{out, pretty_json};
 
 /// Parses `source`, turning a syntax error into the rendered `Dockerfile:L:C: …` report.
-pub(crate) fn parse_source(source: &str, name: &str) -> Result<strata_dockerfile::Dockerfile, Failure> {
+pub(crate) fn parse_source(
+    source: &str,
+    name: &str,
+) -> Result<strata_dockerfile::Dockerfile, Failure> {
     strata_dockerfile::parse(source).map_err(|e| {
         // The rendered error already carries the file, line, column and a caret.
         let rendered = e.render(source, name);
@@ -36,7 +39,10 @@ pub(crate) fn parse(a: ParseArgs) -> Result<ExitCode, Failure> {
     let source = super::read_input(&a.file)?;
     let df = parse_source(&source, display_name(&a.file))?;
     if a.json {
-        out(&format!("{}\n", pretty_json(&strata_dockerfile::to_json(&df))));
+        out(&format!(
+            "{}\n",
+            pretty_json(&strata_dockerfile::to_json(&df))
+        ));
         return Ok(ExitCode::SUCCESS);
     }
     let json = strata_dockerfile::to_json(&df);
@@ -52,7 +58,11 @@ pub(crate) fn parse(a: ParseArgs) -> Result<ExitCode, Failure> {
             "{:>4}  {:<11} {}{}\n",
             item["line"].as_u64().unwrap_or_default(),
             item["instruction"].as_str().unwrap_or_default(),
-            if flags.is_empty() { String::new() } else { format!("{} ", flags.join(" ")) },
+            if flags.is_empty() {
+                String::new()
+            } else {
+                format!("{} ", flags.join(" "))
+            },
             item["args"]
         ));
     }

@@ -18,7 +18,10 @@ pub(crate) fn run(g: &GlobalOptions, a: HistoryArgs) -> Result<ExitCode, Failure
         None => "<missing>".to_string(),
     };
     if a.quiet {
-        out(&rows.iter().map(|r| format!("{}\n", id(r))).collect::<String>());
+        out(&rows
+            .iter()
+            .map(|r| format!("{}\n", id(r)))
+            .collect::<String>());
         return Ok(ExitCode::SUCCESS);
     }
     let created = |r: &HistoryRow| {
@@ -47,7 +50,13 @@ pub(crate) fn run(g: &GlobalOptions, a: HistoryArgs) -> Result<ExitCode, Failure
         None | Some("table") => {
             let mut t = Table::new(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]);
             for r in &rows {
-                t.row(vec![id(r), created(r), created_by(r), size(r), r.comment.clone()]);
+                t.row(vec![
+                    id(r),
+                    created(r),
+                    created_by(r),
+                    size(r),
+                    r.comment.clone(),
+                ]);
             }
             out(&t.render());
         }

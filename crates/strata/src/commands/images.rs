@@ -37,7 +37,12 @@ pub(crate) fn run(g: &GlobalOptions, a: ImagesArgs) -> Result<ExitCode, Failure>
             .unwrap_or_else(|| "<none>".to_string());
         if dangling {
             if filter.reference.is_none() {
-                rows.push(Row { image, repository: "<none>".into(), tag: "<none>".into(), digest });
+                rows.push(Row {
+                    image,
+                    repository: "<none>".into(),
+                    tag: "<none>".into(),
+                    digest,
+                });
             }
             continue;
         }
@@ -118,7 +123,11 @@ fn json_row(row: &Row, id: &str) -> serde_json::Value {
         .created
         .as_deref()
         .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
-        .map(|t| t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%d %H:%M:%S +0000 UTC")
+                .to_string()
+        })
         .unwrap_or_default();
     serde_json::json!({
         "Containers": row.image.containers.to_string(),
@@ -167,13 +176,18 @@ impl Filter {
                     f.dangling = Some(match v {
                         "true" | "1" => true,
                         "false" | "0" => false,
-                        _ => return Err(Failure::new(format!("invalid filter 'dangling={v}': expected true or false"))),
+                        _ => {
+                            return Err(Failure::new(format!(
+                                "invalid filter 'dangling={v}': expected true or false"
+                            )))
+                        }
                     })
                 }
                 Some(("reference", v)) => references.push(v),
                 _ => {
-                    return Err(Failure::new(format!("invalid filter '{item}'"))
-                        .with_hint("supported filters: dangling=true|false, reference=REPOSITORY[:TAG]"))
+                    return Err(Failure::new(format!("invalid filter '{item}'")).with_hint(
+                        "supported filters: dangling=true|false, reference=REPOSITORY[:TAG]",
+                    ))
                 }
             }
         }

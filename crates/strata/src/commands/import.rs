@@ -12,7 +12,9 @@ use crate::render::out;
 pub(crate) fn run(g: &GlobalOptions, a: ImportArgs) -> Result<ExitCode, Failure> {
     let tag = a.reference.as_deref().map(Reference::parse).transpose()?;
     if tag.as_ref().is_some_and(|t| t.digest().is_some()) {
-        return Err(Failure::new("import takes REPOSITORY[:TAG], not a digest reference"));
+        return Err(Failure::new(
+            "import takes REPOSITORY[:TAG], not a digest reference",
+        ));
     }
     let store = super::open_store(g)?;
     let opts = ImportOptions {

@@ -11,7 +11,9 @@ use crate::render::{out, pretty_json, template};
 
 pub(crate) fn run(g: &GlobalOptions, a: InspectArgs) -> Result<ExitCode, Failure> {
     if let Some(kind) = a.kind.as_deref().filter(|k| *k != "image") {
-        return Err(Failure::new(format!("unsupported --type {kind:?}: this version inspects images only")));
+        return Err(Failure::new(format!(
+            "unsupported --type {kind:?}: this version inspects images only"
+        )));
     }
     let store = super::open_store(g)?;
     let mut found = Vec::new();
@@ -37,5 +39,9 @@ pub(crate) fn run(g: &GlobalOptions, a: InspectArgs) -> Result<ExitCode, Failure
             out(&text);
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

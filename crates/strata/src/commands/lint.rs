@@ -14,13 +14,19 @@ pub(crate) fn run(a: LintArgs) -> Result<ExitCode, Failure> {
     let threshold: Option<Severity> = match a.failure_threshold.to_ascii_lowercase().as_str() {
         "none" => None,
         other => Some(other.parse().map_err(|e| {
-            Failure::new(e).with_hint("--failure-threshold takes error, warning, info, style or none")
+            Failure::new(e)
+                .with_hint("--failure-threshold takes error, warning, info, style or none")
         })?),
     };
     let source = super::read_input(&a.file)?;
     let name = display_name(&a.file);
     let df = parse_source(&source, name)?;
-    let findings = lint(&df, &LintOptions { ignore: a.ignore.clone() });
+    let findings = lint(
+        &df,
+        &LintOptions {
+            ignore: a.ignore.clone(),
+        },
+    );
     match a.format {
         LintFormat::Tty => out(&render_tty(name, &findings)),
         LintFormat::Json => {
@@ -37,7 +43,11 @@ pub(crate) fn run(a: LintArgs) -> Result<ExitCode, Failure> {
         }
     }
     let failed = threshold.is_some_and(|t| findings.iter().any(|f| f.severity >= t));
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn render_tty(file: &str, findings: &[Finding]) -> String {

@@ -18,8 +18,10 @@ pub(crate) fn run(g: &GlobalOptions, a: LoadArgs) -> Result<ExitCode, Failure> {
         None => {
             // SAFETY: isatty only inspects the file descriptor.
             if unsafe { libc::isatty(0) } == 1 {
-                return Err(Failure::new("requested load from stdin, but stdin is a terminal")
-                    .with_hint("use -i FILE or pipe an archive in: strata load < image.tar"));
+                return Err(
+                    Failure::new("requested load from stdin, but stdin is a terminal")
+                        .with_hint("use -i FILE or pipe an archive in: strata load < image.tar"),
+                );
             }
             load_archive(&store, std::io::stdin().lock()).context("loading from standard input")?
         }

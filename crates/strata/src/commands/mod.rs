@@ -46,9 +46,10 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
 pub(crate) fn open_store(g: &GlobalOptions) -> Result<Store, Failure> {
     let driver = match &g.storage_driver {
         None => None,
-        Some(name) => Some(name.parse::<DriverKind>().map_err(|e| {
-            Failure::new(e).with_hint("--storage-driver takes overlay or vfs")
-        })?),
+        Some(name) => Some(
+            name.parse::<DriverKind>()
+                .map_err(|e| Failure::new(e).with_hint("--storage-driver takes overlay or vfs"))?,
+        ),
     };
     Store::open(&g.root, &StoreOptions { driver })
         .context(format!("opening the store at {}", g.root.display()))

@@ -17,7 +17,10 @@ pub(crate) fn images(g: &GlobalOptions, a: PruneArgs) -> Result<ExitCode, Failur
         text.push_str(&super::rmi::render_events(&report.events, true));
         text.push('\n');
     }
-    text.push_str(&format!("Total reclaimed space: {}\n", human::size(report.reclaimed)));
+    text.push_str(&format!(
+        "Total reclaimed space: {}\n",
+        human::size(report.reclaimed)
+    ));
     out(&text);
     Ok(ExitCode::SUCCESS)
 }

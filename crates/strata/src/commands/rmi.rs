@@ -20,7 +20,11 @@ pub(crate) fn run(g: &GlobalOptions, a: RmiArgs) -> Result<ExitCode, Failure> {
             }
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `Untagged: x` / `Deleted: sha256:…` lines; prune lists them in lower case, as Docker does.

@@ -32,7 +32,10 @@ pub(crate) fn run(g: &GlobalOptions, a: SaveArgs) -> Result<ExitCode, Failure> {
         }
         match items.iter_mut().find(|i| i.image.id == image.record.id) {
             Some(existing) => existing.tags.extend(tags),
-            None => items.push(SaveItem { image: image.record, tags }),
+            None => items.push(SaveItem {
+                image: image.record,
+                tags,
+            }),
         }
     }
     let format = match a.format {
@@ -42,11 +45,23 @@ pub(crate) fn run(g: &GlobalOptions, a: SaveArgs) -> Result<ExitCode, Failure> {
     match &a.output {
         Some(path) => {
             // Write beside the target and rename, so a failed save leaves no half archive.
-            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-            let mut tmp = tempfile::NamedTempFile::new_in(dir).context(format!("creating a file in {}", dir.display()))?;
-            save_archive(&store, &items, format, std::io::BufWriter::new(tmp.as_file_mut()))?;
-            tmp.as_file().sync_all().context(format!("writing {}", path.display()))?;
-            tmp.persist(path).context(format!("writing {}", path.display()))?;
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let mut tmp = tempfile::NamedTempFile::new_in(dir)
+                .context(format!("creating a file in {}", dir.display()))?;
+            save_archive(
+                &store,
+                &items,
+                format,
+                std::io::BufWriter::new(tmp.as_file_mut()),
+            )?;
+            tmp.as_file()
+                .sync_all()
+                .context(format!("writing {}", path.display()))?;
+            tmp.persist(path)
+                .context(format!("writing {}", path.display()))?;
         }
         None => {
             // SAFETY: isatty only inspects the file descriptor.

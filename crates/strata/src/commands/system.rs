@@ -11,16 +11,24 @@ pub(crate) fn df(g: &GlobalOptions, a: DfArgs) -> Result<ExitCode, Failure> {
     let usage = store.disk_usage()?;
     let size = |b: u64| human::size_with_precision(b, 4);
     let percent = |part: u64, whole: u64| {
-        if whole == 0 {
-            String::new()
-        } else {
-            format!(" ({}%)", part * 100 / whole)
-        }
+        (part * 100)
+            .checked_div(whole)
+            .map(|p| format!(" ({p}%)"))
+            .unwrap_or_default()
     };
     let mut text = String::new();
     if a.verbose {
         text.push_str("Images space usage:\n\n");
-        let mut t = Table::new(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE", "UNIQUE SIZE", "CONTAINERS"]);
+        let mut t = Table::new(&[
+            "REPOSITORY",
+            "TAG",
+            "IMAGE ID",
+            "CREATED",
+            "SIZE",
+            "SHARED SIZE",
+            "UNIQUE SIZE",
+            "CONTAINERS",
+        ]);
         for image in &usage.images {
             let summary = store.image(&image.id)?;
             let created = human::since(summary.as_ref().and_then(|s| s.created.as_deref()));
@@ -56,10 +64,21 @@ pub(crate) fn df(g: &GlobalOptions, a: DfArgs) -> Result<ExitCode, Failure> {
             store.driver()
         ));
         let mut t = Table::new(&["KIND", "COUNT", "SIZE"]);
-        t.row(vec!["Blobs".into(), usage.blobs_count.to_string(), size(usage.blobs_size)]);
-        t.row(vec!["Snapshots".into(), usage.layers_count.to_string(), size(usage.layers_size)]);
+        t.row(vec![
+            "Blobs".into(),
+            usage.blobs_count.to_string(),
+            size(usage.blobs_size),
+        ]);
+        t.row(vec![
+            "Snapshots".into(),
+            usage.layers_count.to_string(),
+            size(usage.layers_size),
+        ]);
         text.push_str(&t.render());
-        text.push_str(&format!("\nReclaimable by garbage collection: {}\n", size(usage.reclaimable)));
+        text.push_str(&format!(
+            "\nReclaimable by garbage collection: {}\n",
+            size(usage.reclaimable)
+        ));
     } else {
         let mut t = Table::new(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
         t.row(vec![
@@ -67,7 +86,11 @@ pub(crate) fn df(g: &GlobalOptions, a: DfArgs) -> Result<ExitCode, Failure> {
             usage.images.len().to_string(),
             usage.active_images.to_string(),
             size(usage.images_size),
-            format!("{}{}", size(usage.images_reclaimable), percent(usage.images_reclaimable, usage.images_size)),
+            format!(
+                "{}{}",
+                size(usage.images_reclaimable),
+                percent(usage.images_reclaimable, usage.images_size)
+            ),
         ]);
         t.row(vec![
             "Containers".into(),
@@ -76,8 +99,20 @@ pub(crate) fn df(g: &GlobalOptions, a: DfArgs) -> Result<ExitCode, Failure> {
             size(usage.containers_size),
             size(usage.containers_size),
         ]);
-        t.row(vec!["Local Volumes".into(), "0".into(), "0".into(), "0B".into(), "0B".into()]);
-        t.row(vec!["Build Cache".into(), "0".into(), "0".into(), "0B".into(), "0B".into()]);
+        t.row(vec![
+            "Local Volumes".into(),
+            "0".into(),
+            "0".into(),
+            "0B".into(),
+            "0B".into(),
+        ]);
+        t.row(vec![
+            "Build Cache".into(),
+            "0".into(),
+            "0".into(),
+            "0B".into(),
+            "0B".into(),
+        ]);
         text.push_str(&t.render());
     }
     out(&text);

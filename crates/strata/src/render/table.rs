@@ -53,9 +53,15 @@ mod tests {
     fn pads_like_docker_images() {
         let mut t = Table::new(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]);
         t.row(
-            ["busybox", "local", "5b235cf2573d", "4 minutes ago", "1.98MB"]
-                .map(String::from)
-                .to_vec(),
+            [
+                "busybox",
+                "local",
+                "5b235cf2573d",
+                "4 minutes ago",
+                "1.98MB",
+            ]
+            .map(String::from)
+            .to_vec(),
         );
         assert_eq!(
             t.render(),

@@ -23,7 +23,11 @@ pub(crate) fn render(template: &str, data: &Value) -> Result<String, TemplateErr
         let end = after
             .find("}}")
             .ok_or_else(|| TemplateError::Unclosed(template.clone()))?;
-        let action = after[..end].trim().trim_start_matches('-').trim_end_matches('-').trim();
+        let action = after[..end]
+            .trim()
+            .trim_start_matches('-')
+            .trim_end_matches('-')
+            .trim();
         out.push_str(&eval(action, data)?);
         rest = &after[end + 2..];
     }
@@ -33,7 +37,8 @@ pub(crate) fn render(template: &str, data: &Value) -> Result<String, TemplateErr
 
 fn eval(action: &str, data: &Value) -> Result<String, TemplateError> {
     if let Some(path) = action.strip_prefix("json ") {
-        let v = lookup(path.trim(), data).ok_or_else(|| TemplateError::Unsupported(action.into()))?;
+        let v =
+            lookup(path.trim(), data).ok_or_else(|| TemplateError::Unsupported(action.into()))?;
         return Ok(v.to_string());
     }
     if action.starts_with('.') {
@@ -84,10 +89,14 @@ mod tests {
 
     #[test]
     fn renders_fields_and_json() {
-        let data = serde_json::json!({"Id": "sha256:1", "Config": {"Cmd": ["sh", "-c"], "User": ""}});
+        let data =
+            serde_json::json!({"Id": "sha256:1", "Config": {"Cmd": ["sh", "-c"], "User": ""}});
         assert_eq!(render("{{.Id}}", &data).unwrap(), "sha256:1");
         assert_eq!(render("{{.Config.Cmd}}", &data).unwrap(), "[sh -c]");
-        assert_eq!(render("{{json .Config.Cmd}}", &data).unwrap(), r#"["sh","-c"]"#);
+        assert_eq!(
+            render("{{json .Config.Cmd}}", &data).unwrap(),
+            r#"["sh","-c"]"#
+        );
         assert_eq!(render("a\\t{{.Nope}}", &data).unwrap(), "a\t<no value>");
         assert!(render("{{.Id", &data).is_err());
         assert!(render("{{range .X}}", &data).is_err());

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
-pub struct Env {
-    pub dir: tempfile::TempDir,
+pub(crate) struct Env {
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Env {
-    pub fn new() -> Env {
+    pub(crate) fn new() -> Env {
         Env {
             dir: tempfile::Builder::new()
                 .prefix("strata-e2e-")
@@ -20,29 +20,30 @@ impl Env {
         }
     }
 
-    pub fn root(&self) -> PathBuf {
+    pub(crate) fn root(&self) -> PathBuf {
         self.dir.path().join("root")
     }
 
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// `strata --root <this test's root> args…`
-    pub fn cmd(&self, args: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
         c.arg("--root").arg(self.root()).args(args);
-        c.env_remove("STRATA_ROOT").env_remove("STRATA_STORAGE_DRIVER");
+        c.env_remove("STRATA_ROOT")
+            .env_remove("STRATA_STORAGE_DRIVER");
         c.stdin(Stdio::null());
         c
     }
 
-    pub fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().expect("run strata")
     }
 
     /// Runs and asserts success; returns stdout.
-    pub fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
             out.status.success(),
@@ -55,7 +56,7 @@ impl Env {
     }
 
     /// Runs and asserts failure; returns stderr.
-    pub fn fails(&self, args: &[&str]) -> String {
+    pub(crate) fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
             !out.status.success(),
@@ -66,25 +67,33 @@ impl Env {
     }
 
     /// Imports the busybox rootfs as `busybox:local`; returns the image ID.
-    pub fn import_busybox(&self) -> String {
+    pub(crate) fn import_busybox(&self) -> String {
         let tar = busybox_rootfs();
-        self.ok(&["import", "-c", r#"CMD ["sh"]"#, tar.to_str().unwrap(), "busybox:local"])
-            .trim()
-            .to_string()
+        self.ok(&[
+            "import",
+            "-c",
+            r#"CMD ["sh"]"#,
+            tar.to_str().unwrap(),
+            "busybox:local",
+        ])
+        .trim()
+        .to_string()
     }
 }
 
 /// The repository's root directory.
-pub fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+pub(crate) fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// A busybox rootfs tar, made once per test process by `scripts/make-busybox-rootfs`.
-pub fn busybox_rootfs() -> PathBuf {
+pub(crate) fn busybox_rootfs() -> PathBuf {
     static TAR: OnceLock<PathBuf> = OnceLock::new();
     TAR.get_or_init(|| {
         assert!(
@@ -105,7 +114,7 @@ pub fn busybox_rootfs() -> PathBuf {
 }
 
 /// The parsed JSON of `strata inspect NAME`.
-pub fn inspect(env: &Env, name: &str) -> serde_json::Value {
+pub(crate) fn inspect(env: &Env, name: &str) -> serde_json::Value {
     let text = env.ok(&["inspect", name]);
     let v: serde_json::Value = serde_json::from_str(&text).expect("inspect prints JSON");
     v[0].clone()
