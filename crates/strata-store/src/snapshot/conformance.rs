@@ -232,3 +232,66 @@ fn overlay_mounts_a_chain_longer_than_a_page() {
     assert_eq!(read(&target.join("f0")).as_deref(), Some("0"));
     assert_eq!(read(&target.join("f119")).as_deref(), Some("119"));
 }
+
+/// Layers staged before their chain is known (overlay) commit into the same merged view;
+/// a wrong content digest records nothing; an uncommitted stage leaves no temp behind.
+#[test]
+fn staged_layers_commit_into_a_chain_in_any_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir.path().join("root"), DriverKind::Overlay);
+    let snap = store.snapshotter();
+    let tars = layers();
+    let diff_ids: Vec<Digest> = tars.iter().map(|t| Digest::sha256_of(t)).collect();
+    let chain = chain_ids(&diff_ids);
+    let mut staged: Vec<_> = tars
+        .iter()
+        .map(|t| {
+            snap.stage_layer(&mut &t[..])
+                .unwrap()
+                .expect("overlay stages")
+        })
+        .collect();
+
+    // The wrong content for layer 1 is refused and leaves nothing recorded.
+    let wrong = snap.stage_layer(&mut &tars[0][..]).unwrap().unwrap();
+    assert!(matches!(
+        snap.commit_staged(
+            wrong,
+            &chain[1],
+            Some(&chain[0]),
+            &diff_ids[1],
+            &diff_ids[0]
+        ),
+        Err(StoreError::DiffIdMismatch { .. })
+    ));
+    assert!(!snap.exists(&chain[1]).unwrap());
+
+    // Top first: overlay does not need the parent to be there yet.
+    for i in (0..3).rev() {
+        let layer = staged.remove(i);
+        let parent = i.checked_sub(1).map(|p| &chain[p]);
+        snap.commit_staged(layer, &chain[i], parent, &diff_ids[i], &diff_ids[i])
+            .unwrap();
+    }
+    let target = dir.path().join("view");
+    std::fs::create_dir(&target).unwrap();
+    snap.mount(&chain[2], &target, None).unwrap();
+    let _mounted = Mounted(&target);
+    assert_merged_view(&target);
+
+    // Dropping a stage removes its temp dir: check finds no leftovers.
+    drop(snap.stage_layer(&mut &tars[2][..]).unwrap());
+    assert!(
+        store.check().unwrap().is_clean(),
+        "{:?}",
+        store.check().unwrap()
+    );
+
+    // vfs needs parents first and does not stage.
+    let vfs = open_store(&dir.path().join("vfs-root"), DriverKind::Vfs);
+    assert!(vfs
+        .snapshotter()
+        .stage_layer(&mut &tars[0][..])
+        .unwrap()
+        .is_none());
+}
