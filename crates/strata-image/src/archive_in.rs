@@ -37,8 +37,7 @@ struct ArchiveFile {
 
 pub fn load_archive(store: &Store, input: impl Read) -> Result<Vec<LoadedImage>, ImageError> {
     let _lease = store.writer_lease()?;
-    let (_, plain) = strata_layer::decompress(io::BufReader::with_capacity(1 << 20, input))
-        .map_err(|e| ImageError::layer("reading the archive", e))?;
+    let plain = crate::tar_input::open_tar(input, "the archive")?;
     let (files, mut staged) = ingest_entries(store, plain)?;
     let images = if files.contains_key("manifest.json") {
         docker_images(store, &files)?
@@ -127,12 +126,12 @@ fn ingest_entries(store: &Store, plain: impl Read) -> Result<Ingested, ImageErro
             let reading = |e| ImageError::io(format!("reading {name} from the archive"), e);
             let mut writer = store.content().writer()?;
             let mut head = [0u8; 512];
-            let head_len = read_up_to(&mut entry, &mut head).map_err(reading)?;
+            let head_len = crate::tar_input::read_up_to(&mut entry, &mut head).map_err(reading)?;
             writer
                 .write_all(&head[..head_len])
                 .map_err(|e| ImageError::io("writing a blob", e))?;
             let mut stage = None;
-            if looks_like_tar(&head[..head_len]) {
+            if head_len == head.len() && strata_layer::is_tar_header(&head) {
                 let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<Vec<u8>>>(4);
                 // A send fails only when the stager gave up; the blob is still written.
                 let _ = tx.send(Arc::new(head[..head_len].to_vec()));
@@ -195,25 +194,6 @@ fn ingest_entries(store: &Store, plain: impl Read) -> Result<Ingested, ImageErro
         }
     }
     Ok((files, staged))
-}
-
-/// Reads until `buf` is full or the stream ends.
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
-
-/// A first tar header block with the POSIX or GNU magic: worth unpacking ahead.
-fn looks_like_tar(head: &[u8]) -> bool {
-    head.len() == 512 && &head[257..262] == b"ustar"
 }
 
 /// The receiving end of a byte stream sent in chunks from another thread.

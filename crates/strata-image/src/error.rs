@@ -24,6 +24,8 @@ pub enum ImageError {
     InvalidReference(#[from] strata_oci::ReferenceError),
     #[error("image reference {input:?} is ambiguous: it matches {count} image IDs; type more characters")]
     Ambiguous { input: String, count: usize },
+    #[error("{0} is not a tar archive (plain, gzip or zstd compressed)")]
+    NotATar(String),
     #[error("invalid archive: {0}")]
     InvalidArchive(String),
     #[error("invalid image config {digest}: {reason}")]

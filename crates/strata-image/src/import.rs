@@ -43,8 +43,7 @@ pub fn import_rootfs(
     crate::change::apply_all(&mut container_config, &opts.changes)?;
 
     let _lease = store.writer_lease()?;
-    let (_, plain) = strata_layer::decompress(io::BufReader::with_capacity(1 << 20, input))
-        .map_err(|e| ImageError::layer("reading the rootfs tar", e))?;
+    let plain = crate::tar_input::open_tar(input, "the rootfs")?;
     let mut writer = store.content().writer()?;
     io::copy(&mut { plain }, &mut writer)
         .map_err(|e| ImageError::io("reading the rootfs tar", e))?;

@@ -16,6 +16,7 @@ mod error;
 mod import;
 mod remove;
 mod resolve;
+mod tar_input;
 mod view;
 
 pub use archive_in::{load_archive, LoadedImage};

@@ -182,7 +182,10 @@ fn bad_input_gets_one_clear_line_and_changes_nothing() {
     )
     .unwrap();
     let err = env.fails(&["import", not_tar.to_str().unwrap(), "broken:1"]);
-    assert!(err.starts_with("error: "), "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("is not a tar archive"),
+        "{err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 
     let err = env.fails(&["tag", "busybox:local", "Upper/Case"]);
@@ -197,7 +200,10 @@ fn bad_input_gets_one_clear_line_and_changes_nothing() {
     ]);
     assert!(err.contains("RUN") && err.contains("change"), "{err}");
     let err = env.fails(&["load", "-i", not_tar.to_str().unwrap()]);
-    assert!(err.starts_with("error: "), "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("is not a tar archive"),
+        "{err}"
+    );
     let err = env.fails(&["--storage-driver", "zfs", "images"]);
     assert!(err.contains("zfs"), "{err}");
 
