@@ -61,24 +61,20 @@ pub(crate) fn run(g: &GlobalOptions, a: HistoryArgs) -> Result<ExitCode, Failure
             out(&t.render());
         }
         Some(format) => {
-            let mut text = String::new();
-            for r in &rows {
-                let value = serde_json::json!({
-                    "Comment": r.comment,
-                    "CreatedAt": r.created.clone().unwrap_or_default(),
-                    "CreatedBy": created_by(r),
-                    "CreatedSince": human::since(r.created.as_deref()),
-                    "ID": id(r),
-                    "Size": size(r),
-                });
-                if format == "json" {
-                    text.push_str(&value.to_string());
-                } else {
-                    text.push_str(&template::render(format, &value).map_err(Failure::new)?);
-                }
-                text.push('\n');
-            }
-            out(&text);
+            let values: Vec<_> = rows
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "Comment": r.comment,
+                        "CreatedAt": r.created.clone().unwrap_or_default(),
+                        "CreatedBy": created_by(r),
+                        "CreatedSince": human::since(r.created.as_deref()),
+                        "ID": id(r),
+                        "Size": size(r),
+                    })
+                })
+                .collect();
+            out(&template::render_rows(format, &values).map_err(Failure::new)?);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -100,17 +100,8 @@ pub(crate) fn run(g: &GlobalOptions, a: ImagesArgs) -> Result<ExitCode, Failure>
             out(&t.render());
         }
         Some(format) => {
-            let mut text = String::new();
-            for row in &rows {
-                let value = json_row(row, &id(row.image));
-                if format == "json" {
-                    text.push_str(&value.to_string());
-                } else {
-                    text.push_str(&template::render(format, &value).map_err(Failure::new)?);
-                }
-                text.push('\n');
-            }
-            out(&text);
+            let values: Vec<_> = rows.iter().map(|r| json_row(r, &id(r.image))).collect();
+            out(&template::render_rows(format, &values).map_err(Failure::new)?);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -12,6 +12,21 @@ pub(crate) enum TemplateError {
     Unsupported(String),
 }
 
+/// Renders one line per row for `--format`: `json` prints each row as a JSON object
+/// (Docker's `{{json .}}`), anything else is a template.
+pub(crate) fn render_rows(format: &str, rows: &[Value]) -> Result<String, TemplateError> {
+    let mut text = String::new();
+    for row in rows {
+        if format == "json" {
+            text.push_str(&row.to_string());
+        } else {
+            text.push_str(&render(format, row)?);
+        }
+        text.push('\n');
+    }
+    Ok(text)
+}
+
 /// Renders `template` against one object.
 pub(crate) fn render(template: &str, data: &Value) -> Result<String, TemplateError> {
     let template = template.replace("\\t", "\t").replace("\\n", "\n");
