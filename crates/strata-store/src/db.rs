@@ -85,6 +85,31 @@ CREATE TABLE containers (
 CREATE INDEX containers_image ON containers(image_id);
 "#];
 
+/// Switches a database to WAL mode (persistent, so only a new database changes). The switch
+/// needs a moment of exclusive access, which SQLite does not wait for through the busy
+/// timeout: when several processes open a new store at once, retry for up to 10 s.
+fn enable_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mode: rusqlite::Result<String> =
+            conn.query_row("PRAGMA journal_mode", [], |r| r.get(0));
+        let result = match mode {
+            Ok(m) if m.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok(_) => conn.pragma_update(None, "journal_mode", "WAL"),
+            Err(e) => Err(e),
+        };
+        match result {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// One connection per `Store`, serialized by a mutex (rusqlite connections are not `Sync`).
 #[derive(Debug)]
 pub(crate) struct Db {
@@ -104,8 +129,7 @@ impl Db {
         let conn = Connection::open(path).map_err(err("opening"))?;
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(err("setting busy timeout"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err("enabling WAL"))?;
+        enable_wal(&conn).map_err(err("enabling WAL"))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err("setting synchronous"))?;
         conn.pragma_update(None, "foreign_keys", "ON")

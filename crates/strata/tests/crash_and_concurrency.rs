@@ -147,3 +147,28 @@ fn parallel_processes_import_tag_and_remove_without_corruption() {
     }
     env.ok(&["history", "fixture/two-layers:v1"]);
 }
+
+#[test]
+fn many_processes_creating_one_store_at_once_all_succeed() {
+    for _ in 0..5 {
+        let env = Env::new();
+        let children: Vec<_> = (0..8)
+            .map(|_| {
+                env.cmd(&["images", "-q"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        env.ok(&["system", "check"]);
+    }
+}
