@@ -1,0 +1,192 @@
+//! The one error type of strata-runtime.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong while preparing, running or cleaning up a container.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("invalid container spec for {id}: {reason}")]
+    InvalidSpec { id: String, reason: String },
+
+    #[error("the container runtime must be called from a single-threaded process, this one has {threads} threads")]
+    NotSingleThreaded { threads: usize },
+
+    #[error("failed to build the oci runtime spec of container {id}")]
+    OciSpec {
+        id: String,
+        #[source]
+        source: oci_spec::OciSpecError,
+    },
+
+    #[error("failed to write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("failed to read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("failed to set up stdio of container {id}")]
+    Stdio {
+        id: String,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("failed to create container {id}")]
+    Create {
+        id: String,
+        #[source]
+        source: Box<libcontainer::error::LibcontainerError>,
+    },
+
+    #[error("failed to start container {id}")]
+    Start {
+        id: String,
+        #[source]
+        source: Box<libcontainer::error::LibcontainerError>,
+    },
+
+    #[error("failed to wait for container {id} (pid {pid})")]
+    Wait {
+        id: String,
+        pid: i32,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("failed to delete container {id}")]
+    Delete {
+        id: String,
+        #[source]
+        source: Box<libcontainer::error::LibcontainerError>,
+    },
+
+    #[error("invalid user {user:?}: {reason}")]
+    InvalidUser { user: String, reason: String },
+
+    #[error("unable to find user {user}: no matching entries in passwd file")]
+    UnknownUser { user: String },
+
+    #[error("unable to find group {group}: no matching entries in group file")]
+    UnknownGroup { group: String },
+
+    #[error("failed to track or remove the mount points created in rootfs {rootfs}")]
+    MountStubs {
+        rootfs: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("failed to bring up the loopback device of container {id}")]
+    Loopback {
+        id: String,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("container {id} has no init process id after creation")]
+    NoPid { id: String },
+
+    #[error("the helper environment variable {var} does not hold a valid container spec")]
+    HelperSpec {
+        var: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Displays an error and its sources as `a: b: c`, skipping a source whose text the previous
+/// message already contains (libcontainer repeats its causes in some messages).
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut previous = self.0.to_string();
+        f.write_str(&previous)?;
+        let mut next = self.0.source();
+        while let Some(err) = next {
+            let message = err.to_string();
+            if !previous.contains(&message) {
+                write!(f, ": {message}")?;
+            }
+            previous = message;
+            next = err.source();
+        }
+        Ok(())
+    }
+}
+
+/// Docker's exit code when the runtime itself failed.
+const EXIT_RUNTIME_FAILED: i32 = 125;
+/// Docker's exit code when the command exists but cannot be executed.
+const EXIT_CANNOT_INVOKE: i32 = 126;
+/// Docker's exit code when the command does not exist.
+const EXIT_NOT_FOUND: i32 = 127;
+
+impl RuntimeError {
+    /// The exit code Docker's CLI reports for this failure: 127 when the command was not found,
+    /// 126 when it is not executable, 125 for every other runtime failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            // libcontainer reports its executable check only as text.
+            Self::Create { .. } => {
+                let message = Chain(self).to_string();
+                if message.contains("not found in $PATH") {
+                    EXIT_NOT_FOUND
+                } else if message.contains("does not have correct permissions") {
+                    EXIT_CANNOT_INVOKE
+                } else {
+                    EXIT_RUNTIME_FAILED
+                }
+            }
+            _ => EXIT_RUNTIME_FAILED,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libcontainer::error::LibcontainerError;
+
+    #[test]
+    fn chain_shows_sources_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err = RuntimeError::OciSpec {
+            id: "c".into(),
+            source: oci_spec::OciSpecError::Io(io),
+        };
+        assert_eq!(
+            Chain(&err).to_string(),
+            "failed to build the oci runtime spec of container c: io operation failed: no such file"
+        );
+    }
+
+    #[test]
+    fn exit_codes_follow_docker() {
+        let create = |message: &str| RuntimeError::Create {
+            id: "c".into(),
+            source: Box::new(LibcontainerError::Other(message.into())),
+        };
+        let cases = [
+            (create("executable '/nope' not found in $PATH"), 127),
+            (
+                create("executable 'x' at path '\"/x\"' does not have correct permissions"),
+                126,
+            ),
+            (create("failed to prepare rootfs"), 125),
+            (RuntimeError::NotSingleThreaded { threads: 2 }, 125),
+        ];
+        for (err, code) in cases {
+            assert_eq!(err.exit_code(), code, "{err}");
+        }
+    }
+}

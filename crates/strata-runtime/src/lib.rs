@@ -1,0 +1,65 @@
+//! strata-runtime: runs a process in an isolated container, with Docker's default isolation.
+//!
+//! It owns the translation of strata's [`ContainerSpec`] into an OCI runtime spec (new mount,
+//! pid, uts, ipc and — unless host networking — net namespaces with `lo` up; `/proc` with
+//! Docker's masked and read-only paths; a tmpfs `/dev` with the minimal nodes, `/dev/pts`,
+//! `/dev/shm`, `/dev/mqueue`; read-only `/sys` and no cgroupfs; Docker's default capability set;
+//! no-new-privileges; a `/strata/<id>` cgroup with optional limits), `USER` resolution against
+//! the image's own passwd/group files ([`resolve_user`]), and the create → start → wait → delete
+//! cycle ([`run`]).
+//!
+//! It must never mount or unpack image layers (the caller hands it a ready rootfs: this crate
+//! does not depend on strata-store), never print, and never leave a cgroup, runtime state or a
+//! mount point it had to create (`/proc`, `/etc/hosts`, a `-v` target…) behind once [`run`]
+//! returns: on an overlay those would otherwise land in the upper dir, i.e. in a layer.
+//! `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` are bind-mounted from the
+//! per-container directory for the same reason.
+//!
+//! # Why youki's libcontainer
+//! The machines strata targets include cgroup v1 hybrid hosts without systemd, where crun 1.8
+//! fails; strata must need no external runtime binary. libcontainer 0.7 (embedded, features
+//! `v1` + `v2`, systemd off, cgroups path `/strata/<id>`) works on such a host, does the /dev,
+//! capability, masked-path and cgroup work a hand-written clone + pivot_root would have to
+//! redo, and costs ≈7 ms per `true` container. Its price: it clones with raw `clone3`, runs
+//! Rust in the child and `chdir`s the process, so it must be driven from a single-threaded
+//! process. [`run`] checks that; multi-threaded callers (the CLI's tokio runtime, the builder,
+//! the test harness) re-execute themselves as a helper with [`helper_command`], and the
+//! helper calls [`helper_spec_from_env`] then [`run_in_helper`].
+//!
+//! ```no_run
+//! # fn main() -> Result<(), strata_runtime::RuntimeError> {
+//! use strata_runtime::{run, ContainerSpec, OutputMode};
+//! let mut spec = ContainerSpec::new(
+//!     "c1",
+//!     "/var/lib/strata/mnt/c1",
+//!     "/run/strata/containers/c1",
+//!     vec!["echo".into(), "hi".into()],
+//! );
+//! spec.stdio.stdout = OutputMode::Capture;
+//! let out = run(&spec)?; // in a single-threaded process
+//! assert_eq!(out.stdout, b"hi\n");
+//! # Ok(()) }
+//! ```
+
+mod bundle;
+mod error;
+mod helper;
+mod loopback;
+mod mount_stubs;
+mod oci;
+mod run;
+mod spec;
+mod supervise;
+mod user;
+
+pub use error::{Chain, RuntimeError};
+pub use helper::{
+    helper_command, helper_spec_from_env, run_in_helper, HELPER_PARENT_ENV, HELPER_SPEC_ENV,
+};
+pub use oci::{oci_spec, DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS};
+pub use run::{run, ExitStatus, RunOutput};
+pub use spec::{
+    BindMount, ContainerSpec, EtcFiles, InputMode, Limits, Network, OutputMode, ProcessSpec,
+    StdioSpec, User, DEFAULT_PATH_ENV, LOOPBACK_HOSTS,
+};
+pub use user::{resolve_user, resolve_user_in, ResolvedUser};

@@ -1,0 +1,329 @@
+//! Runs one container to completion: create, start, wait, delete — through libcontainer.
+
+use std::fs::File;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::Path;
+
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::syscall::syscall::SyscallType;
+use rustix::process::{Pid, WaitOptions};
+
+use crate::bundle::write_bundle;
+use crate::error::RuntimeError;
+use crate::loopback::bring_up_loopback;
+use crate::mount_stubs::{MountStubs, MountTarget};
+use crate::oci::oci_spec;
+use crate::spec::{ContainerSpec, InputMode, Network, OutputMode};
+use crate::supervise::{supervise, wait_for, SignalGuard};
+
+/// How the container's init process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Normal exit with this code.
+    Exited(i32),
+    /// Killed by this signal number.
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    /// The shell-style code Docker reports: the exit code, or 128 + the signal number.
+    pub fn code(self) -> i32 {
+        match self {
+            Self::Exited(code) => code,
+            Self::Signaled(signal) => 128 + signal,
+        }
+    }
+
+    pub fn success(self) -> bool {
+        self == Self::Exited(0)
+    }
+}
+
+/// Result of [`run`]: the exit status and whatever was captured ([`OutputMode::Capture`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutput {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Creates, starts, waits for and deletes the container described by `spec`.
+///
+/// Must be called from a single-threaded process (libcontainer clones with raw `clone3`, runs
+/// Rust in the child and `chdir`s the process): strata re-executes itself as a helper for this
+/// (see [`crate::helper_command`]). Returns [`RuntimeError::NotSingleThreaded`] otherwise.
+/// The container's cgroup and libcontainer state are removed before returning, also on error,
+/// and so are the mount points it had to create in the rootfs (see `mount_stubs`).
+pub fn run(spec: &ContainerSpec) -> Result<RunOutput, RuntimeError> {
+    run_watching_parent(spec, None)
+}
+
+/// [`run`], killing the container if `parent` stops being this process's parent (it died).
+pub(crate) fn run_watching_parent(
+    spec: &ContainerSpec,
+    parent: Option<Pid>,
+) -> Result<RunOutput, RuntimeError> {
+    ensure_single_threaded()?;
+    let oci = oci_spec(spec)?;
+    write_bundle(spec, &oci)?;
+    let stubs = MountStubs::find(&spec.rootfs, &mount_targets(&oci)).map_err(|source| {
+        RuntimeError::MountStubs {
+            rootfs: spec.rootfs.clone(),
+            source,
+        }
+    })?;
+    let result = run_created_bundle(spec, parent);
+    // The container is gone (deleted, or killed on an error path): nothing recreates the stubs.
+    let removed = stubs.remove().map_err(|source| RuntimeError::MountStubs {
+        rootfs: spec.rootfs.clone(),
+        source,
+    });
+    let output = result?;
+    removed?;
+    Ok(output)
+}
+
+/// Mount destinations of `oci`, and whether each bind source is a file (bind targets mirror it).
+fn mount_targets(oci: &oci_spec::runtime::Spec) -> Vec<MountTarget> {
+    oci.mounts()
+        .iter()
+        .flatten()
+        .map(|m| MountTarget {
+            destination: m.destination().clone(),
+            is_file: m.typ().as_deref() == Some("bind")
+                && m.source().as_ref().is_some_and(|s| s.is_file()),
+        })
+        .collect()
+}
+
+/// create → start → wait → delete of a container whose bundle is written.
+fn run_created_bundle(
+    spec: &ContainerSpec,
+    parent: Option<Pid>,
+) -> Result<RunOutput, RuntimeError> {
+    let stdio_err = |source| RuntimeError::Stdio {
+        id: spec.id.clone(),
+        source,
+    };
+    let mut builder = ContainerBuilder::new(spec.id.clone(), SyscallType::default())
+        .with_root_path(spec.state_root())
+        .map_err(|source| RuntimeError::Create {
+            id: spec.id.clone(),
+            source: Box::new(source),
+        })?;
+    if spec.stdio.stdin == InputMode::Null {
+        builder = builder.with_stdin(dev_null().map_err(stdio_err)?);
+    }
+    let (stdout_fd, stdout_reader) = output(spec.stdio.stdout).map_err(stdio_err)?;
+    let (stderr_fd, stderr_reader) = output(spec.stdio.stderr).map_err(stdio_err)?;
+    if let Some(fd) = stdout_fd {
+        builder = builder.with_stdout(fd);
+    }
+    if let Some(fd) = stderr_fd {
+        builder = builder.with_stderr(fd);
+    }
+
+    let created = builder
+        .as_init(&spec.dir)
+        .with_systemd(false)
+        .with_detach(true)
+        .build();
+    // The builder has dropped its copies of the pipes' write ends, so the readers see EOF
+    // once every process in the container is gone.
+    let container = match created {
+        Ok(container) => container,
+        Err(source) => {
+            remove_failed_container(&spec.state_root(), &spec.id);
+            return Err(RuntimeError::Create {
+                id: spec.id.clone(),
+                source: Box::new(source),
+            });
+        }
+    };
+    let mut running = RunningContainer::new(container, &spec.id)?;
+    let pid = running.pid;
+    if spec.network == Network::None {
+        bring_up_loopback(pid.as_raw_pid()).map_err(|source| RuntimeError::Loopback {
+            id: spec.id.clone(),
+            source,
+        })?;
+    }
+
+    let wait_err = |source| RuntimeError::Wait {
+        id: spec.id.clone(),
+        pid: pid.as_raw_pid(),
+        source,
+    };
+    let signals = SignalGuard::block().map_err(wait_err)?;
+    if let Some(container) = running.container_mut() {
+        container.start().map_err(|source| RuntimeError::Start {
+            id: spec.id.clone(),
+            source: Box::new(source),
+        })?;
+    }
+    // All on this thread (no reader threads: the process must stay single-threaded for the
+    // next container). Output reaches EOF once the init exits: the kernel then kills the rest
+    // of its pid namespace, closing every copy of the pipes' write ends.
+    let (status, [stdout, stderr]) =
+        supervise(pid, &signals, parent, [stdout_reader, stderr_reader]).map_err(wait_err)?;
+    running.reaped = true;
+    drop(signals);
+    running.delete()?;
+    Ok(RunOutput {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+/// A created container that is killed and deleted if dropped before [`RunningContainer::delete`].
+struct RunningContainer {
+    container: Option<Container>,
+    id: String,
+    pid: Pid,
+    reaped: bool,
+}
+
+impl RunningContainer {
+    fn new(container: Container, id: &str) -> Result<Self, RuntimeError> {
+        let pid = container.pid().and_then(|pid| Pid::from_raw(pid.as_raw()));
+        let mut running = Self {
+            container: Some(container),
+            id: id.to_owned(),
+            pid: Pid::INIT,
+            reaped: true,
+        };
+        match pid {
+            Some(pid) => {
+                running.pid = pid;
+                running.reaped = false;
+                Ok(running)
+            }
+            None => Err(RuntimeError::NoPid { id: id.to_owned() }),
+        }
+    }
+
+    fn container_mut(&mut self) -> Option<&mut Container> {
+        self.container.as_mut()
+    }
+
+    fn delete(mut self) -> Result<(), RuntimeError> {
+        let Some(mut container) = self.container.take() else {
+            return Ok(());
+        };
+        container
+            .refresh_status()
+            .and_then(|()| container.delete(true))
+            .map_err(|source| RuntimeError::Delete {
+                id: self.id.clone(),
+                source: Box::new(source),
+            })
+    }
+}
+
+impl Drop for RunningContainer {
+    fn drop(&mut self) {
+        // Best effort on an error path. Killing and reaping the init first tears the whole pid
+        // namespace down, so the cgroup is empty by the time delete removes it.
+        if !self.reaped {
+            let _ = rustix::process::kill_process(self.pid, rustix::process::Signal::KILL);
+            let _ = wait_for(self.pid);
+            self.reaped = true;
+        }
+        if let Some(mut container) = self.container.take() {
+            let _ = container.delete(true);
+        }
+    }
+}
+
+/// libcontainer may leave its state dir (and cgroup) behind when `build` fails half-way.
+fn remove_failed_container(state_root: &Path, id: &str) {
+    let dir = state_root.join(id);
+    if let Ok(mut container) = Container::load(dir.clone()) {
+        let _ = container.delete(true);
+        if let Some(pid) = container.pid().and_then(|p| Pid::from_raw(p.as_raw())) {
+            let _ = rustix::process::waitpid(Some(pid), WaitOptions::NOHANG);
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn ensure_single_threaded() -> Result<(), RuntimeError> {
+    let path = Path::new("/proc/self/status");
+    let status = std::fs::read_to_string(path).map_err(|source| RuntimeError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let threads = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .unwrap_or(1);
+    if threads == 1 {
+        Ok(())
+    } else {
+        Err(RuntimeError::NotSingleThreaded { threads })
+    }
+}
+
+fn dev_null() -> std::io::Result<OwnedFd> {
+    Ok(File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?
+        .into())
+}
+
+/// The fd to hand the container for one output stream, and the read end when capturing.
+fn output(mode: OutputMode) -> std::io::Result<(Option<OwnedFd>, Option<File>)> {
+    match mode {
+        OutputMode::Inherit => Ok((None, None)),
+        OutputMode::Null => Ok((Some(dev_null()?), None)),
+        OutputMode::Capture => {
+            let (read, write) = pipe()?;
+            Ok((Some(write), Some(File::from(read))))
+        }
+    }
+}
+
+/// A close-on-exec pipe (`std::io::pipe` is newer than the workspace's rust-version).
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_status_codes_follow_docker() {
+        let cases = [
+            (ExitStatus::Exited(0), 0, true),
+            (ExitStatus::Exited(3), 3, false),
+            (ExitStatus::Signaled(9), 137, false),
+            (ExitStatus::Signaled(15), 143, false),
+        ];
+        for (status, code, success) in cases {
+            assert_eq!(status.code(), code, "{status:?}");
+            assert_eq!(status.success(), success, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn run_refuses_a_multi_threaded_caller() {
+        // The test harness runs tests on worker threads, so this process has several.
+        let spec = ContainerSpec::new("t", "/nonexistent", "/nonexistent-dir", vec!["true".into()]);
+        assert!(matches!(
+            run(&spec),
+            Err(RuntimeError::NotSingleThreaded { threads }) if threads > 1
+        ));
+    }
+}

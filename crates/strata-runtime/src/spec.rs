@@ -1,0 +1,422 @@
+//! `ContainerSpec`: strata's own description of one container process, independent of OCI.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::RuntimeError;
+
+/// Docker's `PATH` for containers whose image sets none (libcontainer's validator requires one).
+pub const DEFAULT_PATH_ENV: &str =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Everything needed to run one process in an isolated container.
+///
+/// The caller owns both directories: `rootfs` is already prepared (a plain directory or a mounted
+/// overlay), and `dir` is a per-container directory outside the rootfs where the runtime writes
+/// `config.json`, the `/etc` files it bind-mounts and libcontainer's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// Container id: `[A-Za-z0-9_.+-]`, also the last component of the cgroup path.
+    pub id: String,
+    /// Root filesystem, absolute.
+    pub rootfs: PathBuf,
+    /// Per-container runtime directory, absolute and outside `rootfs`.
+    pub dir: PathBuf,
+    pub process: ProcessSpec,
+    pub hostname: String,
+    pub network: Network,
+    pub readonly_rootfs: bool,
+    /// Extra bind mounts (`-v host:ctr[:ro]`), applied after the standard mounts.
+    pub mounts: Vec<BindMount>,
+    pub etc_files: EtcFiles,
+    pub limits: Limits,
+    pub stdio: StdioSpec,
+}
+
+/// The process started as the container's pid 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessSpec {
+    pub args: Vec<String>,
+    /// `KEY=value` entries; [`DEFAULT_PATH_ENV`] is added when no `PATH` is set.
+    pub env: Vec<String>,
+    /// Absolute working directory inside the container.
+    pub cwd: String,
+    pub user: User,
+}
+
+/// Numeric identity of the process; names are resolved by the caller from the image's files.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+}
+
+/// Which network namespace the container gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Network {
+    /// Share the host's network namespace (builds' default, `--network host`).
+    Host,
+    /// A new network namespace holding only a loopback device (`--network none`).
+    None,
+}
+
+/// A host path bind-mounted into the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindMount {
+    pub source: PathBuf,
+    /// Absolute path inside the container.
+    pub destination: String,
+    pub readonly: bool,
+}
+
+/// Contents of `/etc/hosts` and `/etc/resolv.conf` (and whether to provide `/etc/hostname`).
+///
+/// They are written to the per-container directory and bind-mounted over the rootfs's files, so
+/// they never land in an overlay's upper dir and so never in a layer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EtcFiles {
+    pub hostname: bool,
+    pub hosts: Option<String>,
+    pub resolv_conf: Option<String>,
+}
+
+/// Optional cgroup limits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// `--memory`, in bytes.
+    pub memory_bytes: Option<i64>,
+    /// `--pids-limit`.
+    pub pids: Option<i64>,
+    /// `--cpus` × 10⁹ (Docker's `NanoCpus`).
+    pub nano_cpus: Option<u64>,
+}
+
+/// Where the container's standard streams go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StdioSpec {
+    pub stdin: InputMode,
+    pub stdout: OutputMode,
+    pub stderr: OutputMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InputMode {
+    /// The calling process's stdin.
+    #[default]
+    Inherit,
+    /// `/dev/null`.
+    Null,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutputMode {
+    /// The calling process's stream.
+    #[default]
+    Inherit,
+    /// `/dev/null`.
+    Null,
+    /// Collected through a pipe and returned by [`crate::run`].
+    Capture,
+}
+
+impl ContainerSpec {
+    /// A spec with Docker's defaults: root user, cwd `/`, hostname = the first 12 characters of the
+    /// id, network `None`, writable rootfs, `/etc/hostname` provided, inherited stdio, no limits.
+    pub fn new(
+        id: impl Into<String>,
+        rootfs: impl Into<PathBuf>,
+        dir: impl Into<PathBuf>,
+        args: Vec<String>,
+    ) -> Self {
+        let id = id.into();
+        let hostname = id.chars().take(12).collect();
+        Self {
+            id,
+            rootfs: rootfs.into(),
+            dir: dir.into(),
+            process: ProcessSpec {
+                args,
+                env: vec![DEFAULT_PATH_ENV.to_owned()],
+                cwd: "/".to_owned(),
+                user: User::default(),
+            },
+            hostname,
+            network: Network::None,
+            readonly_rootfs: false,
+            mounts: Vec::new(),
+            etc_files: EtcFiles {
+                hostname: true,
+                hosts: None,
+                resolv_conf: None,
+            },
+            limits: Limits::default(),
+            stdio: StdioSpec::default(),
+        }
+    }
+
+    /// Checks what libcontainer would otherwise reject late or misinterpret.
+    pub fn validate(&self) -> Result<(), RuntimeError> {
+        let invalid = |reason: String| RuntimeError::InvalidSpec {
+            id: self.id.clone(),
+            reason,
+        };
+        let id_ok = !self.id.is_empty()
+            && self.id != "."
+            && self.id != ".."
+            && self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '+' | '-'));
+        if !id_ok {
+            return Err(invalid(
+                "id must be non-empty and use only letters, digits, '_', '.', '+', '-'".to_owned(),
+            ));
+        }
+        if self.process.args.is_empty() {
+            return Err(invalid("no command given".to_owned()));
+        }
+        if !self.process.cwd.starts_with('/') {
+            return Err(invalid(format!(
+                "working directory {:?} is not absolute",
+                self.process.cwd
+            )));
+        }
+        for (what, path) in [("rootfs", &self.rootfs), ("runtime dir", &self.dir)] {
+            if !path.is_absolute() {
+                return Err(invalid(format!(
+                    "{what} {} is not absolute",
+                    path.display()
+                )));
+            }
+        }
+        if self.dir.starts_with(&self.rootfs) {
+            return Err(invalid(format!(
+                "runtime dir {} is inside the rootfs {}",
+                self.dir.display(),
+                self.rootfs.display()
+            )));
+        }
+        if let Some(entry) = self.process.env.iter().find(|e| !e.contains('=')) {
+            return Err(invalid(format!("environment entry {entry:?} has no '='")));
+        }
+        for mount in &self.mounts {
+            if !mount.destination.starts_with('/') {
+                return Err(invalid(format!(
+                    "mount destination {:?} is not absolute",
+                    mount.destination
+                )));
+            }
+            if !mount.source.is_absolute() {
+                return Err(invalid(format!(
+                    "mount source {} is not absolute",
+                    mount.source.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The environment with [`DEFAULT_PATH_ENV`] added when `PATH` is missing.
+    pub(crate) fn env_with_path(&self) -> Vec<String> {
+        let mut env = self.process.env.clone();
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.push(DEFAULT_PATH_ENV.to_owned());
+        }
+        env
+    }
+
+    /// `cgroupsPath` of the container: `/strata/<id>` (libcontainer's default would be created literally).
+    pub fn cgroup_path(&self) -> PathBuf {
+        Path::new("/strata").join(&self.id)
+    }
+
+    /// Where libcontainer keeps its state for this container (`<dir>/state/<id>`).
+    pub(crate) fn state_root(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    /// Where the generated `/etc` files are written (`<dir>/etc`).
+    pub(crate) fn etc_dir(&self) -> PathBuf {
+        self.dir.join("etc")
+    }
+}
+
+impl ProcessSpec {
+    /// Runs the process as `resolved` and, like Docker, sets `HOME` to its home directory
+    /// unless the environment already has one.
+    pub fn apply_user(&mut self, resolved: &crate::user::ResolvedUser) {
+        self.user = resolved.user.clone();
+        if !self.env.iter().any(|e| e.starts_with("HOME=")) {
+            self.env.push(format!("HOME={}", resolved.home));
+        }
+    }
+}
+
+impl EtcFiles {
+    /// Docker's choice: for `Host`, copies of the host's `/etc/hosts` and `/etc/resolv.conf`; for
+    /// `None`, loopback-only hosts and the host's resolv.conf. A missing host file gives `None`.
+    pub fn docker_defaults(network: Network) -> Result<Self, RuntimeError> {
+        let resolv_conf = read_optional(Path::new("/etc/resolv.conf"))?;
+        let hosts = match network {
+            Network::Host => read_optional(Path::new("/etc/hosts"))?,
+            Network::None => Some(LOOPBACK_HOSTS.to_owned()),
+        };
+        Ok(Self {
+            hostname: true,
+            hosts,
+            resolv_conf,
+        })
+    }
+}
+
+/// `/etc/hosts` of a container without the host's network, as Docker writes it.
+pub const LOOPBACK_HOSTS: &str =
+    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+
+fn read_optional(path: &Path) -> Result<Option<String>, RuntimeError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(RuntimeError::Read {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ContainerSpec {
+        ContainerSpec::new(
+            "abcdef0123456789",
+            "/var/lib/strata/rootfs",
+            "/run/strata/c1",
+            vec!["true".into()],
+        )
+    }
+
+    #[test]
+    fn new_applies_docker_defaults() {
+        let s = spec();
+        assert_eq!(s.hostname, "abcdef012345");
+        assert_eq!(s.process.cwd, "/");
+        assert_eq!(s.process.user, User::default());
+        assert_eq!(s.network, Network::None);
+        assert!(s.etc_files.hostname);
+        assert_eq!(s.cgroup_path(), PathBuf::from("/strata/abcdef0123456789"));
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn validate_rejects_bad_specs() {
+        type Edit = Box<dyn Fn(&mut ContainerSpec)>;
+        let cases: Vec<(&str, Edit)> = vec![
+            ("empty id", Box::new(|s| s.id = String::new())),
+            ("slash in id", Box::new(|s| s.id = "a/b".into())),
+            ("dot-dot id", Box::new(|s| s.id = "..".into())),
+            ("no args", Box::new(|s| s.process.args.clear())),
+            ("relative cwd", Box::new(|s| s.process.cwd = "tmp".into())),
+            ("relative rootfs", Box::new(|s| s.rootfs = "rootfs".into())),
+            ("relative dir", Box::new(|s| s.dir = "c1".into())),
+            (
+                "dir inside rootfs",
+                Box::new(|s| s.dir = s.rootfs.join("run")),
+            ),
+            (
+                "env without =",
+                Box::new(|s| s.process.env.push("FOO".into())),
+            ),
+            (
+                "relative mount destination",
+                Box::new(|s| {
+                    s.mounts.push(BindMount {
+                        source: "/tmp".into(),
+                        destination: "data".into(),
+                        readonly: false,
+                    })
+                }),
+            ),
+            (
+                "relative mount source",
+                Box::new(|s| {
+                    s.mounts.push(BindMount {
+                        source: "tmp".into(),
+                        destination: "/data".into(),
+                        readonly: false,
+                    })
+                }),
+            ),
+        ];
+        for (name, edit) in cases {
+            let mut s = spec();
+            edit(&mut s);
+            let err = s.validate().expect_err(name);
+            assert!(
+                matches!(err, RuntimeError::InvalidSpec { .. }),
+                "{name}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn path_is_added_only_when_missing() {
+        let mut s = spec();
+        s.process.env = vec!["A=1".into()];
+        assert_eq!(
+            s.env_with_path(),
+            vec!["A=1".to_owned(), DEFAULT_PATH_ENV.to_owned()]
+        );
+        s.process.env = vec!["PATH=/bin".into()];
+        assert_eq!(s.env_with_path(), vec!["PATH=/bin".to_owned()]);
+    }
+
+    #[test]
+    fn apply_user_sets_ids_and_home_once() {
+        let resolved = crate::user::ResolvedUser {
+            user: User {
+                uid: 1000,
+                gid: 1000,
+                additional_gids: vec![10],
+            },
+            home: "/home/app".into(),
+        };
+        let mut s = spec();
+        s.process.apply_user(&resolved);
+        assert_eq!(s.process.user, resolved.user);
+        assert!(s.process.env.contains(&"HOME=/home/app".to_owned()));
+
+        let mut s = spec();
+        s.process.env.push("HOME=/custom".into());
+        s.process.apply_user(&resolved);
+        let homes: Vec<_> = s
+            .process
+            .env
+            .iter()
+            .filter(|e| e.starts_with("HOME="))
+            .collect();
+        assert_eq!(homes, ["HOME=/custom"]);
+    }
+
+    #[test]
+    fn spec_round_trips_through_json() {
+        let mut s = spec();
+        s.limits.memory_bytes = Some(64 << 20);
+        s.stdio.stdout = OutputMode::Capture;
+        let json = serde_json::to_string(&s).unwrap();
+        let back: ContainerSpec = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn docker_default_etc_files_for_no_network_are_loopback_only() {
+        let etc = EtcFiles::docker_defaults(Network::None).unwrap();
+        assert_eq!(etc.hosts.as_deref(), Some(LOOPBACK_HOSTS));
+        assert!(etc.hostname);
+    }
+}

@@ -1,0 +1,283 @@
+//! Watches a started container on one thread: forwards signals, drains captured output, reaps.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use rustix::process::{getppid, Pid, WaitOptions};
+
+use crate::run::ExitStatus;
+
+/// Signals a foreground run passes on to the container's init, like `docker run`'s sig-proxy.
+/// (An init without a handler ignores them, as in Docker; SIGKILL cannot be caught.)
+const FORWARDED: [libc::c_int; 7] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+];
+
+/// Poll timeout: SIGCHLD normally wakes the loop, but in a multi-threaded caller another thread
+/// may take it, so the init is also checked this often.
+const REAP_CHECK_MS: libc::c_int = 200;
+
+/// The forwarded signals and SIGCHLD, blocked and readable from a signalfd while a container
+/// runs; the previous mask is restored on drop.
+pub(crate) struct SignalGuard {
+    fd: OwnedFd,
+    old_mask: libc::sigset_t,
+}
+
+impl SignalGuard {
+    /// Blocks the signals. Call after the container is created (its init must not inherit the
+    /// mask) and before it starts (so no SIGCHLD or Ctrl-C is missed).
+    pub(crate) fn block() -> io::Result<Self> {
+        let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+        let mut old = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigemptyset initialises `set`; sigaddset/sigprocmask get valid pointers;
+        // `old` is initialised by sigprocmask before it is read.
+        let (set, old_mask) = unsafe {
+            libc::sigemptyset(set.as_mut_ptr());
+            for signal in FORWARDED.iter().chain(&[libc::SIGCHLD]) {
+                libc::sigaddset(set.as_mut_ptr(), *signal);
+            }
+            if libc::sigprocmask(libc::SIG_BLOCK, set.as_ptr(), old.as_mut_ptr()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            (set.assume_init(), old.assume_init())
+        };
+        // SAFETY: `set` is an initialised signal set.
+        let raw = unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
+        if raw < 0 {
+            let err = io::Error::last_os_error();
+            // SAFETY: restoring the mask we just saved.
+            unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut()) };
+            return Err(err);
+        }
+        // SAFETY: signalfd returned a new descriptor that nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        Ok(Self { fd, old_mask })
+    }
+
+    /// Pending signal numbers, without blocking.
+    fn read_pending(&self) -> io::Result<Vec<u32>> {
+        let mut signals = Vec::new();
+        loop {
+            // SAFETY: signalfd_siginfo is plain old data; all-zero is a valid value.
+            let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+            let size = std::mem::size_of::<libc::signalfd_siginfo>();
+            // SAFETY: `info` is a writable buffer of `size` bytes.
+            let n = unsafe {
+                libc::read(
+                    self.fd.as_raw_fd(),
+                    (&mut info as *mut libc::signalfd_siginfo).cast(),
+                    size,
+                )
+            };
+            if n < 0 {
+                let err = io::Error::last_os_error();
+                return match err.kind() {
+                    io::ErrorKind::WouldBlock => Ok(signals),
+                    io::ErrorKind::Interrupted => continue,
+                    _ => Err(err),
+                };
+            }
+            if n as usize != size {
+                return Ok(signals);
+            }
+            signals.push(info.ssi_signo);
+        }
+    }
+}
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        // Consume what arrived for the container so it is not delivered to us on unblocking.
+        let _ = self.read_pending();
+        // SAFETY: restoring the mask saved by `block`.
+        unsafe { libc::sigprocmask(libc::SIG_SETMASK, &self.old_mask, std::ptr::null_mut()) };
+    }
+}
+
+/// Runs until the init process `pid` has exited and every captured stream is at EOF:
+/// forwards signals to `pid`, collects the streams, and reaps `pid`. When `parent` is given and
+/// is no longer this process's parent, `pid` is SIGKILLed (the helper was orphaned).
+pub(crate) fn supervise(
+    pid: Pid,
+    signals: &SignalGuard,
+    parent: Option<Pid>,
+    mut streams: [Option<File>; 2],
+) -> io::Result<(ExitStatus, [Vec<u8>; 2])> {
+    let mut orphan_killed = false;
+    let mut collected = [Vec::new(), Vec::new()];
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut status = try_reap(pid)?;
+    loop {
+        let open: Vec<usize> = (0..streams.len())
+            .filter(|&i| streams[i].is_some())
+            .collect();
+        if status.is_some() && open.is_empty() {
+            break;
+        }
+        let mut pollfds = vec![libc::pollfd {
+            fd: signals.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        pollfds.extend(
+            open.iter()
+                .filter_map(|&i| streams[i].as_ref())
+                .map(|file| libc::pollfd {
+                    fd: file.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                }),
+        );
+        // SAFETY: `pollfds` is a valid, exclusively borrowed array of `pollfds.len()` entries.
+        let rc = unsafe {
+            libc::poll(
+                pollfds.as_mut_ptr(),
+                pollfds.len() as libc::nfds_t,
+                REAP_CHECK_MS,
+            )
+        };
+        if rc < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if status.is_none() {
+            status = try_reap(pid)?;
+        }
+        // Checked every round (at least every REAP_CHECK_MS): no signal announces it.
+        if status.is_none() && !orphan_killed && parent.is_some_and(|p| getppid() != Some(p)) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            orphan_killed = true;
+        }
+        if pollfds[0].revents != 0 {
+            for signal in signals.read_pending()? {
+                // SIGCHLD only wakes the loop up; the reap check above runs every round.
+                if signal != libc::SIGCHLD as u32 && status.is_none() {
+                    if let Some(signal) = rustix::process::Signal::from_named_raw(signal as i32) {
+                        // The init may be gone already: nothing to forward to then.
+                        let _ = rustix::process::kill_process(pid, signal);
+                    }
+                }
+            }
+        }
+        for (pollfd, &i) in pollfds[1..].iter().zip(&open) {
+            if pollfd.revents == 0 {
+                continue;
+            }
+            let Some(file) = streams[i].as_mut() else {
+                continue;
+            };
+            match file.read(&mut buf) {
+                Ok(0) => streams[i] = None,
+                Ok(n) => collected[i].extend_from_slice(&buf[..n]),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    match status {
+        Some(status) => Ok((status, collected)),
+        None => Err(io::Error::other("container init was never reaped")),
+    }
+}
+
+fn exit_status(status: rustix::process::WaitStatus) -> Option<ExitStatus> {
+    if let Some(code) = status.exit_status() {
+        return Some(ExitStatus::Exited(code));
+    }
+    status.terminating_signal().map(ExitStatus::Signaled)
+}
+
+/// Reaps `pid` if it has exited.
+fn try_reap(pid: Pid) -> io::Result<Option<ExitStatus>> {
+    loop {
+        match rustix::process::waitpid(Some(pid), WaitOptions::NOHANG) {
+            Ok(Some((_, status))) => return Ok(exit_status(status)),
+            Ok(None) => return Ok(None),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// Blocks until `pid` exits and reaps it.
+pub(crate) fn wait_for(pid: Pid) -> io::Result<ExitStatus> {
+    loop {
+        match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
+            Ok(Some((_, status))) => {
+                if let Some(status) = exit_status(status) {
+                    return Ok(status);
+                }
+            }
+            Ok(None) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Command, Stdio};
+
+    #[test]
+    #[allow(clippy::zombie_processes)] // supervise reaps it with waitpid
+    fn collects_both_streams_and_the_exit_code() {
+        let signals = SignalGuard::block().unwrap();
+        // More than a pipe buffer on stdout, so reading must interleave with the child.
+        let mut child = Command::new("sh")
+            .args(["-c", "head -c 300000 /dev/zero; echo oops >&2; exit 3"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = Pid::from_raw(child.id() as i32).unwrap();
+        let streams = [
+            child.stdout.take().map(|s| File::from(OwnedFd::from(s))),
+            child.stderr.take().map(|s| File::from(OwnedFd::from(s))),
+        ];
+        let (status, [out, err]) = supervise(pid, &signals, None, streams).unwrap();
+        assert_eq!(status, ExitStatus::Exited(3));
+        assert_eq!(out.len(), 300_000);
+        assert_eq!(err, b"oops\n");
+    }
+
+    #[test]
+    #[allow(clippy::zombie_processes)] // supervise reaps it with waitpid
+    fn reports_death_by_signal() {
+        let signals = SignalGuard::block().unwrap();
+        let child = Command::new("sh")
+            .args(["-c", "kill -9 $$"])
+            .spawn()
+            .unwrap();
+        let pid = Pid::from_raw(child.id() as i32).unwrap();
+        let (status, _) = supervise(pid, &signals, None, [None, None]).unwrap();
+        assert_eq!(status, ExitStatus::Signaled(9));
+        assert_eq!(status.code(), 137);
+    }
+
+    #[test]
+    #[allow(clippy::zombie_processes)] // supervise reaps it with waitpid
+    fn kills_the_child_when_the_watched_parent_is_gone() {
+        let signals = SignalGuard::block().unwrap();
+        let child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = Pid::from_raw(child.id() as i32).unwrap();
+        // Pid 1 is never this test's parent, so the parent counts as gone at once.
+        let started = std::time::Instant::now();
+        let (status, _) = supervise(pid, &signals, Some(Pid::INIT), [None, None]).unwrap();
+        assert_eq!(status, ExitStatus::Signaled(9));
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
+}
