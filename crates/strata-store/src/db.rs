@@ -33,10 +33,11 @@ use strata_oci::Digest;
 use crate::error::StoreError;
 
 /// Highest schema version this code knows.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// Each entry migrates from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE images (
     id TEXT PRIMARY KEY,
@@ -83,7 +84,16 @@ CREATE TABLE containers (
     config TEXT
 );
 CREATE INDEX containers_image ON containers(image_id);
-"#];
+"#,
+    r#"
+CREATE TABLE build_cache (
+    cache_key TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    diff_id TEXT,
+    created INTEGER NOT NULL
+);
+"#,
+];
 
 /// Switches a database to WAL mode (persistent, so only a new database changes). The switch
 /// needs a moment of exclusive access, which SQLite does not wait for through the busy

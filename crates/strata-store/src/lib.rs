@@ -18,6 +18,7 @@
 //! process's temp files, repair silently (check reports, gc removes), parse image JSON
 //! beyond what the caller records (image flows live above this crate), or print.
 
+mod build_cache;
 mod check;
 #[cfg(test)]
 mod concurrency_tests;
@@ -34,6 +35,7 @@ mod test_support;
 mod unpack;
 mod usage;
 
+pub use build_cache::BuildCacheEntry;
 pub use check::{BlobRole, CheckReport, Problem};
 pub use content::{BlobWriter, ContentStore};
 pub use error::StoreError;

@@ -1,0 +1,637 @@
+//! `Builder`: runs the op chains of a target stage against the store, consulting the build
+//! cache before every step.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use strata_context::{
+    find_ignore_file, walk, ContextHasher, ContextIndex, DockerIgnore, StatCache,
+};
+use strata_dockerfile::{parse, resolve, Base, ResolveOptions};
+use strata_layer::ChangeSource;
+use strata_oci::{
+    chain_ids, to_canonical_json, ConfigShape, ContainerConfig, Digest, History, ImageConfig,
+    Platform, RootFs,
+};
+use strata_store::{BuildCacheEntry, ImageRecord, LayerRecord, Store};
+
+use crate::cache_key::{BaseKey, CacheKey, StepInputs};
+use crate::copy_files::ensure_parents;
+use crate::layer_commit::commit_layer;
+use crate::metadata::apply;
+use crate::op::{plan, CopyOp, CopySource, FromOp, MetadataOp, Op, PlannedStep, StagePlan};
+use crate::owner::Owner;
+use crate::reporter::{Reporter, SilentReporter};
+use crate::rootfs::{absolute, clean_rel, RootfsView};
+use crate::run_executor::RunExecutor;
+use crate::temp_area::TempArea;
+use crate::BuildError;
+
+/// BuildKit's history comment for Dockerfile steps.
+const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
+
+/// What to build.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// `--build-arg NAME=value`.
+    pub build_args: BTreeMap<String, String>,
+    /// `--target`; the last stage when None.
+    pub target: Option<String>,
+    /// `SOURCE_DATE_EPOCH`: every `created` time and every layer mtime is clamped to it.
+    pub source_date_epoch: Option<i64>,
+    /// `--no-cache`: execute every step (results are still recorded for later builds).
+    pub no_cache: bool,
+    /// Tags given to the result (`app:1`, normalized as image references).
+    pub tags: Vec<String>,
+    /// The Dockerfile's path relative to the context, to find `<name>.dockerignore`
+    /// next to it; `Dockerfile` when None.
+    pub dockerfile_path: Option<PathBuf>,
+}
+
+/// What a build produced.
+#[derive(Debug, Clone)]
+pub struct BuildOutput {
+    /// The image ID (digest of the config blob).
+    pub image_id: Digest,
+    pub config: ImageConfig,
+    pub layers: Vec<LayerRecord>,
+    /// Steps whose result came from the build cache.
+    pub cached_steps: usize,
+    /// Steps that were executed.
+    pub executed_steps: usize,
+}
+
+/// Builds images into one store.
+pub struct Builder<'a> {
+    pub(crate) store: &'a Store,
+    pub(crate) reporter: &'a dyn Reporter,
+    pub(crate) executor: Option<&'a dyn RunExecutor>,
+}
+
+impl std::fmt::Debug for Builder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("store", self.store)
+            .field("executor", &self.executor.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stage as far as it has been built.
+#[derive(Debug, Clone)]
+pub(crate) struct StageState {
+    config: ImageConfig,
+    layers: Vec<LayerRecord>,
+    key: CacheKey,
+    /// CMD was set in this stage (ENTRYPOINT then keeps it).
+    cmd_set: bool,
+}
+
+impl StageState {
+    pub(crate) fn diff_ids(&self) -> Vec<Digest> {
+        self.layers.iter().map(|l| l.diff_id.clone()).collect()
+    }
+
+    pub(crate) fn chain(&self) -> Option<Digest> {
+        chain_ids(&self.diff_ids()).pop()
+    }
+
+    fn push_layer(&mut self, layer: LayerRecord) {
+        self.config.rootfs.diff_ids.push(layer.diff_id.clone());
+        self.layers.push(layer);
+    }
+
+    pub(crate) fn container_config(&self) -> ContainerConfig {
+        self.config.config.clone().unwrap_or_default()
+    }
+}
+
+/// Per-build context shared by every step (and by stages built in parallel).
+pub(crate) struct Session<'b> {
+    pub(crate) opts: &'b BuildOptions,
+    pub(crate) context: ContextIndex,
+    /// Where step dirs, mounts and RUN upper dirs live during the build.
+    pub(crate) area: TempArea,
+    stat_cache: Mutex<StatCache>,
+    platform: String,
+    stages: Mutex<BTreeMap<usize, StageState>>,
+    cached: AtomicUsize,
+    executed: AtomicUsize,
+}
+
+impl Session<'_> {
+    /// A copy of a finished stage's state.
+    pub(crate) fn stage(&self, index: usize) -> Option<StageState> {
+        lock(&self.stages).get(&index).cloned()
+    }
+}
+
+/// Locks `m`; a panic elsewhere cannot leave these maps half-updated (inserts are single calls).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The stages a stage needs finished before it starts: its base and its `COPY --from`s.
+fn stage_deps(stage: &StagePlan) -> BTreeSet<usize> {
+    let mut deps = BTreeSet::new();
+    if let FromOp::Stage(j) = stage.from {
+        deps.insert(j);
+    }
+    for step in &stage.steps {
+        if let Op::Copy(CopyOp {
+            from: CopySource::Stage(j),
+            ..
+        }) = step.op
+        {
+            deps.insert(j);
+        }
+    }
+    deps
+}
+
+impl<'a> Builder<'a> {
+    pub fn new(store: &'a Store) -> Builder<'a> {
+        Builder {
+            store,
+            reporter: &SilentReporter,
+            executor: None,
+        }
+    }
+
+    pub fn with_reporter(mut self, reporter: &'a dyn Reporter) -> Builder<'a> {
+        self.reporter = reporter;
+        self
+    }
+
+    /// Without one, a RUN step fails with [`BuildError::NoRunExecutor`].
+    pub fn with_run_executor(mut self, executor: &'a dyn RunExecutor) -> Builder<'a> {
+        self.executor = Some(executor);
+        self
+    }
+
+    /// Builds `dockerfile` (its text) with `context_dir` as the build context.
+    pub fn build(
+        &self,
+        dockerfile: &str,
+        context_dir: &Path,
+        opts: &BuildOptions,
+    ) -> Result<BuildOutput, BuildError> {
+        // Bad tags fail before any work, and are stored normalized (`app` → `docker.io/library/app:latest`).
+        let tags = opts
+            .tags
+            .iter()
+            .map(|t| {
+                strata_oci::Reference::parse(t)
+                    .map(|r| r.to_string())
+                    .map_err(|source| BuildError::BadTag {
+                        tag: t.clone(),
+                        source,
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // BuildKit also takes SOURCE_DATE_EPOCH as a build arg.
+        let from_arg = opts
+            .build_args
+            .get("SOURCE_DATE_EPOCH")
+            .and_then(|v| v.parse::<i64>().ok());
+        let opts = &BuildOptions {
+            source_date_epoch: opts.source_date_epoch.or(from_arg),
+            ..opts.clone()
+        };
+        let (target, stages) = self.plan_build(dockerfile, opts)?;
+        let context = read_context(context_dir, opts)?;
+        let cache_file = StatCache::file_for(&self.store.root().join("build-context"), context_dir);
+        let stat_cache = StatCache::open(&cache_file).unwrap_or_else(|_| StatCache::in_memory());
+        let host = Platform::host();
+        let _lease = self.store.writer_lease()?;
+        let session = Session {
+            opts,
+            context,
+            area: TempArea::create(self.store)?,
+            stat_cache: Mutex::new(stat_cache),
+            platform: format!("{}/{}", host.os, host.architecture),
+            stages: Mutex::new(BTreeMap::new()),
+            cached: AtomicUsize::new(0),
+            executed: AtomicUsize::new(0),
+        };
+        self.build_stages(&session, &stages)?;
+        // The stat cache only speeds up the next build: failing to save it is not an error.
+        let _ = lock(&session.stat_cache).save();
+        let mut state = lock(&session.stages)
+            .remove(&target)
+            .ok_or_else(|| BuildError::at(0, "the target stage was not built"))?;
+        state.config.created = Some(timestamp(opts.source_date_epoch));
+        let config_bytes = to_canonical_json(&state.config);
+        let (image_id, _) = self.store.content().ingest(&config_bytes[..], None)?;
+        let record = ImageRecord {
+            id: image_id.clone(),
+            manifest: None,
+            layers: state.layers.clone(),
+            created: state.config.created.clone(),
+            added_at: chrono::Utc::now().timestamp(),
+            parent: None,
+        };
+        self.store.put_image(&record, &tags)?;
+        Ok(BuildOutput {
+            image_id,
+            config: state.config,
+            layers: state.layers,
+            cached_steps: session.cached.load(Ordering::Relaxed),
+            executed_steps: session.executed.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Parses and resolves the Dockerfile (twice: the second time with the base images' env)
+    /// and turns it into op chains; returns the target stage's index and the chains.
+    fn plan_build(
+        &self,
+        dockerfile: &str,
+        opts: &BuildOptions,
+    ) -> Result<(usize, Vec<StagePlan>), BuildError> {
+        let df = parse(dockerfile)?;
+        let mut ropts = ResolveOptions {
+            build_args: opts.build_args.clone(),
+            target: opts.target.clone(),
+            ..ResolveOptions::default()
+        };
+        // Resolve once to learn the base images, then again with their env.
+        let first = resolve(&df, &ropts)?;
+        for &i in &first.build_order {
+            if let Base::Image(name) = &first.stages[i].base {
+                if let Ok(img) = strata_image::resolve_image(self.store, name) {
+                    let env = img.config.config_or_default().env.unwrap_or_default();
+                    let pairs = env
+                        .iter()
+                        .filter_map(|e| e.split_once('='))
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect();
+                    ropts.base_env.insert(name.clone(), pairs);
+                }
+            }
+        }
+        let resolved = resolve(&df, &ropts)?;
+        let stages = plan(&df, &resolved)?;
+        Ok((resolved.target, stages))
+    }
+
+    /// Builds `stages` in waves: every stage whose dependencies are done starts at once, each
+    /// on its own thread.
+    fn build_stages(&self, s: &Session<'_>, stages: &[StagePlan]) -> Result<(), BuildError> {
+        let mut pending: Vec<&StagePlan> = stages.iter().collect();
+        let mut done = BTreeSet::new();
+        while !pending.is_empty() {
+            let (ready, rest): (Vec<&StagePlan>, Vec<&StagePlan>) = pending
+                .into_iter()
+                .partition(|st| stage_deps(st).is_subset(&done));
+            if ready.is_empty() {
+                return Err(BuildError::at(
+                    rest[0].line,
+                    "stage depends on a stage that is not built",
+                ));
+            }
+            let results: Vec<Result<StageState, BuildError>> = if ready.len() == 1 {
+                vec![self.build_stage(s, ready[0])]
+            } else {
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = ready
+                        .iter()
+                        .map(|st| scope.spawn(move || self.build_stage(s, st)))
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                        .collect()
+                })
+            };
+            for (st, result) in ready.iter().zip(results) {
+                lock(&s.stages).insert(st.index, result?);
+                done.insert(st.index);
+            }
+            pending = rest;
+        }
+        Ok(())
+    }
+
+    fn build_stage(&self, s: &Session<'_>, stage: &StagePlan) -> Result<StageState, BuildError> {
+        let sde = s.opts.source_date_epoch;
+        if let Some(p) = &stage.platform {
+            // Only the host's platform can be built (no emulation); accept `os/arch` and `arch`.
+            let host = Platform::host();
+            if p != &s.platform && p != &host.architecture {
+                return Err(BuildError::Unsupported {
+                    line: stage.line,
+                    instruction: "FROM",
+                    what: format!("--platform={p} on a {} host", s.platform),
+                });
+            }
+        }
+        let mut state = match &stage.from {
+            FromOp::Scratch => StageState {
+                config: new_config(ImageConfig::default()),
+                layers: Vec::new(),
+                key: CacheKey::base(BaseKey::Scratch, &s.platform, sde),
+                cmd_set: false,
+            },
+            FromOp::Image(name) => {
+                let img = strata_image::resolve_image(self.store, name).map_err(|source| {
+                    BuildError::BaseImage {
+                        line: stage.line,
+                        name: name.clone(),
+                        source: Box::new(source),
+                    }
+                })?;
+                // BuildKit runs a base image's ONBUILD triggers right after FROM; building
+                // without them would give a different image, so refuse until they run here.
+                let triggers = img.config.config_or_default().on_build.unwrap_or_default();
+                if !triggers.is_empty() {
+                    return Err(BuildError::Unsupported {
+                        line: stage.line,
+                        instruction: "FROM",
+                        what: format!("ONBUILD triggers of {name} ({})", triggers.join("; ")),
+                    });
+                }
+                self.store.unpack_image(&img.record)?;
+                StageState {
+                    config: new_config(img.config),
+                    layers: img.record.layers.clone(),
+                    key: CacheKey::base(BaseKey::Image(&img.record.id), &s.platform, sde),
+                    cmd_set: false,
+                }
+            }
+            FromOp::Stage(j) => {
+                let parent = s.stage(*j).ok_or_else(|| {
+                    BuildError::at(
+                        stage.line,
+                        format!("stage {j} was not built before its use"),
+                    )
+                })?;
+                StageState {
+                    key: CacheKey::base(BaseKey::Stage(&parent.key), &s.platform, sde),
+                    cmd_set: false,
+                    ..parent
+                }
+            }
+        };
+        if state.config.config.is_none() {
+            state.config.config = Some(ContainerConfig::default());
+        }
+        for (n, step) in stage.steps.iter().enumerate() {
+            self.step(s, stage.index, n, step, &mut state)?;
+        }
+        Ok(state)
+    }
+
+    fn step(
+        &self,
+        s: &Session<'_>,
+        stage: usize,
+        n: usize,
+        step: &PlannedStep,
+        state: &mut StageState,
+    ) -> Result<(), BuildError> {
+        let content = self.step_content(s, step)?;
+        let key = state.key.child(&StepInputs {
+            instruction: &step.key_text,
+            build_args: &step.build_args,
+            env: &step.env,
+            content: content.as_ref(),
+        });
+        self.reporter.step_started(stage, n, &step.text);
+        if matches!(step.op, Op::Metadata(MetadataOp::Cmd(_))) {
+            state.cmd_set = true;
+        }
+        if !s.opts.no_cache {
+            if let Some(hit) = self.cache_hit(&key, state)? {
+                *state = StageState { key, ..hit };
+                s.cached.fetch_add(1, Ordering::Relaxed);
+                self.reporter.step_cached(stage, n);
+                return Ok(());
+            }
+        }
+        let started = Instant::now();
+        let sde = s.opts.source_date_epoch;
+        let created = timestamp(sde);
+        let mut cmd_set = state.cmd_set;
+        let (created_by, layer) = match &step.op {
+            Op::Metadata(m) => (apply(m, &mut state.config, &mut cmd_set), None),
+            Op::Workdir(path) => {
+                let mut config = state.container_config();
+                let wd = absolute(&config.working_dir, path);
+                let dir = s.area.scratch()?;
+                let rootfs = RootfsView::open(self.store, state.chain().as_ref())?;
+                let resolved = rootfs.resolve(&wd);
+                let rel = clean_rel(&resolved);
+                // An existing directory gives an empty layer, as with BuildKit's mkdir -p.
+                if !rel.as_os_str().is_empty() && !rootfs.is_dir(&resolved) {
+                    ensure_parents(
+                        dir.path(),
+                        &rel.join("x"),
+                        &rootfs,
+                        Owner::default(),
+                        now_secs(sde),
+                    )?;
+                }
+                let layer = commit_layer(
+                    self.store,
+                    &state.diff_ids(),
+                    dir.path(),
+                    ChangeSource::PlainTree,
+                    sde,
+                    step.line,
+                )?;
+                config.working_dir = wd.clone();
+                state.config.config = Some(config);
+                (Some(format!("WORKDIR {wd}")), Some(layer))
+            }
+            Op::Copy(c) => {
+                let layer = self.copy(s, step, c, state)?;
+                let verb = if c.add { "ADD" } else { "COPY" };
+                let text = format!("{verb} {} {} # buildkit", c.sources.join(" "), c.dest);
+                (Some(text), Some(layer))
+            }
+            Op::Run(r) => {
+                let (text, layer) = self.run(s, stage, n, step, r, state)?;
+                (Some(text), Some(layer))
+            }
+        };
+        state.cmd_set = cmd_set;
+        if let Some(created_by) = created_by {
+            state.config.history.push(History {
+                created: Some(created.clone()),
+                created_by: Some(created_by),
+                comment: Some(HISTORY_COMMENT.to_string()),
+                empty_layer: layer.is_none(),
+                ..History::default()
+            });
+        }
+        let diff_id = layer.as_ref().map(|l| l.diff_id.clone());
+        if let Some(layer) = layer {
+            state.push_layer(layer);
+        }
+        let config_bytes = to_canonical_json(&state.config);
+        let (config_digest, _) = self.store.content().ingest(&config_bytes[..], None)?;
+        self.store.build_cache_put(
+            key.digest().as_str(),
+            &BuildCacheEntry {
+                config: config_digest,
+                diff_id,
+                created: chrono::Utc::now().timestamp(),
+            },
+        )?;
+        state.key = key;
+        s.executed.fetch_add(1, Ordering::Relaxed);
+        self.reporter.step_finished(stage, n, started.elapsed());
+        Ok(())
+    }
+
+    /// The digest of what a step reads besides its parent: the selected context files for
+    /// COPY/ADD, the source stage's key or image ID for `--from`.
+    fn step_content(
+        &self,
+        s: &Session<'_>,
+        step: &PlannedStep,
+    ) -> Result<Option<Digest>, BuildError> {
+        let Op::Copy(c) = &step.op else {
+            return Ok(None);
+        };
+        Ok(Some(match &c.from {
+            CopySource::Context => {
+                let patterns: Vec<&str> = c.sources.iter().map(String::as_str).collect();
+                let mut cache = lock(&s.stat_cache);
+                ContextHasher::new(&s.context, &mut cache)
+                    .include_mtime(s.opts.source_date_epoch.is_none())
+                    .hash(&patterns)
+                    .map_err(|source| BuildError::Context {
+                        line: step.line,
+                        source,
+                    })?
+            }
+            CopySource::Stage(j) => s
+                .stage(*j)
+                .map(|st| st.key.digest().clone())
+                .ok_or_else(|| BuildError::at(step.line, format!("stage {j} was not built")))?,
+            CopySource::Image(name) => {
+                strata_image::resolve_image(self.store, name)
+                    .map_err(|source| BuildError::BaseImage {
+                        line: step.line,
+                        name: name.clone(),
+                        source: Box::new(source),
+                    })?
+                    .record
+                    .id
+            }
+        }))
+    }
+
+    /// The state a cache entry describes, if everything it names is still in the store.
+    fn cache_hit(
+        &self,
+        key: &CacheKey,
+        state: &StageState,
+    ) -> Result<Option<StageState>, BuildError> {
+        let Some(entry) = self.store.build_cache_get(key.digest().as_str())? else {
+            return Ok(None);
+        };
+        if !self.store.content().contains(&entry.config) {
+            return Ok(None);
+        }
+        let bytes = self.store.content().read_all(&entry.config)?;
+        let config: ImageConfig =
+            serde_json::from_slice(&bytes).map_err(|e| BuildError::CachedConfig {
+                digest: entry.config.clone(),
+                message: e.to_string(),
+            })?;
+        let mut next = state.clone();
+        next.config = config;
+        next.layers = state.layers.clone();
+        if let Some(diff_id) = entry.diff_id {
+            let content = self.store.content();
+            if !content.contains(&diff_id) {
+                return Ok(None);
+            }
+            let blob_size = content.size(&diff_id)?;
+            next.layers.push(LayerRecord {
+                diff_id: diff_id.clone(),
+                blob: diff_id,
+                media_type: strata_oci::media_type::OCI_LAYER_TAR.to_string(),
+                blob_size,
+            });
+            let Some(chain) = next.chain() else {
+                return Ok(None);
+            };
+            if !self.store.snapshotter().exists(&chain)? {
+                return Ok(None);
+            }
+        }
+        // A config that disagrees with the layers would be a corrupt entry: treat as a miss.
+        if next.config.rootfs.diff_ids != next.diff_ids() {
+            return Ok(None);
+        }
+        next.config.shape = ConfigShape::Oci;
+        Ok(Some(next))
+    }
+}
+
+/// Walks the context with its `.dockerignore` (the Dockerfile-specific one first).
+fn read_context(context_dir: &Path, opts: &BuildOptions) -> Result<ContextIndex, BuildError> {
+    let ignore = match find_ignore_file(
+        context_dir,
+        opts.dockerfile_path
+            .as_deref()
+            .unwrap_or(Path::new("Dockerfile")),
+    ) {
+        Some(file) => DockerIgnore::read(&file).map_err(|source| BuildError::ContextWalk {
+            path: file.clone(),
+            source,
+        })?,
+        None => DockerIgnore::default(),
+    };
+    walk(context_dir, &ignore).map_err(|source| BuildError::ContextWalk {
+        path: context_dir.to_path_buf(),
+        source,
+    })
+}
+
+/// The config a stage starts from: what BuildKit keeps of a base config (OCI image fields),
+/// in BuildKit's shape, with PATH set when the base has none.
+fn new_config(base: ImageConfig) -> ImageConfig {
+    let host = Platform::host();
+    let mut config = base.config.unwrap_or_default();
+    let env = config.env.get_or_insert_with(Vec::new);
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, format!("PATH={}", strata_dockerfile::DEFAULT_PATH));
+    }
+    ImageConfig {
+        architecture: if base.architecture.is_empty() {
+            host.architecture
+        } else {
+            base.architecture
+        },
+        os: if base.os.is_empty() { host.os } else { base.os },
+        variant: base.variant,
+        os_version: base.os_version,
+        os_features: base.os_features,
+        author: base.author,
+        config: Some(config),
+        history: base.history,
+        rootfs: RootFs::layers(base.rootfs.diff_ids),
+        shape: ConfigShape::Oci,
+        ..ImageConfig::default()
+    }
+}
+
+/// RFC 3339 time of a step: `SOURCE_DATE_EPOCH` when set, else now.
+fn timestamp(sde: Option<i64>) -> String {
+    let t = match sde.and_then(|s| chrono::DateTime::from_timestamp(s, 0)) {
+        Some(t) => t,
+        None => chrono::Utc::now(),
+    };
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+pub(crate) fn now_secs(sde: Option<i64>) -> i64 {
+    sde.unwrap_or_else(|| chrono::Utc::now().timestamp())
+}

@@ -1,0 +1,57 @@
+//! strata-build: the build engine. It turns a Dockerfile (or any producer of ops) into an image
+//! in the store: per-stage chains of [`Op`]s (independent stages built in parallel), a
+//! [`CacheKey`] per step and the store's build-cache index consulted before any work, COPY/ADD
+//! of context files, earlier stages and images (local tar archives extracted by ADD), metadata
+//! instructions written exactly as BuildKit writes the image config and history, and RUN
+//! through a [`RunExecutor`] the runtime provides. Layers are deterministic: with
+//! `SOURCE_DATE_EPOCH`, the same inputs give the same image ID in any store.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::path::Path;
+//! use strata_build::{BuildOptions, Builder};
+//! use strata_store::{Store, StoreOptions};
+//!
+//! let store = Store::open(Path::new("/var/lib/strata"), &StoreOptions::default())?;
+//! let out = Builder::new(&store).build(
+//!     "FROM scratch\nCOPY . /app\nCMD [\"/app/run\"]\n",
+//!     Path::new("."),
+//!     &BuildOptions { source_date_epoch: Some(0), ..BuildOptions::default() },
+//! )?;
+//! # let _ = out.image_id; Ok(()) }
+//! ```
+//!
+//! Must not: isolate or run processes itself (RUN goes through [`RunExecutor`]), parse
+//! Dockerfile text (that is strata-dockerfile), read the host's `/etc/passwd`, or print
+//! (progress goes to a [`Reporter`]).
+
+mod builder;
+mod cache_key;
+mod copy_files;
+mod copy_step;
+mod error;
+mod layer_commit;
+mod metadata;
+mod op;
+mod owner;
+mod reporter;
+mod rootfs;
+mod run_executor;
+mod run_step;
+mod temp_area;
+
+#[cfg(test)]
+mod build_tests;
+#[cfg(test)]
+mod copy_tests;
+#[cfg(test)]
+mod test_support;
+
+pub use builder::{BuildOptions, BuildOutput, Builder};
+pub use cache_key::{BaseKey, CacheKey, StepInputs};
+pub use error::BuildError;
+pub use op::{
+    plan, CopyOp, CopySource, FromOp, HealthSpec, MetadataOp, Op, PlannedStep, RunOp, StagePlan,
+};
+pub use reporter::{Reporter, SilentReporter};
+pub use run_executor::{RunExecutor, RunNetwork, RunOutcome, RunRequest};

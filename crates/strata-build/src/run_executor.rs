@@ -1,0 +1,61 @@
+//! `RunExecutor`: the contract a container runtime fulfils so the builder can execute RUN.
+//!
+//! The builder never isolates processes itself. It hands the executor the snapshot chain to
+//! run on and the process description; the executor runs it in a container whose writable
+//! layer is an overlay upper dir on the store's filesystem, and returns that dir. The builder
+//! turns the upper dir into the next snapshot (rename, not re-extract).
+
+use std::path::{Path, PathBuf};
+
+use strata_oci::Digest;
+use strata_store::Store;
+
+/// RUN `--network`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunNetwork {
+    /// The runtime's default (a private network with outbound access).
+    #[default]
+    Default,
+    /// Loopback only.
+    None,
+    /// The host's network namespace.
+    Host,
+}
+
+/// One RUN to execute.
+#[derive(Debug)]
+pub struct RunRequest<'a> {
+    pub store: &'a Store,
+    /// A directory on the store's filesystem, private to this build, for the upper and work
+    /// dirs (so the upper can be renamed into a snapshot). Removed when the build ends.
+    pub temp_dir: &'a Path,
+    /// Top chain id of the rootfs snapshot chain (None: an empty rootfs, `FROM scratch`).
+    pub parent_chain: Option<&'a Digest>,
+    /// The full argv (shell form already wrapped in the stage's SHELL).
+    pub args: Vec<String>,
+    /// `NAME=value` pairs, the step's env plus proxy build args.
+    pub env: Vec<String>,
+    /// `USER` (name or uid, optionally `:group`), empty for root.
+    pub user: String,
+    /// Absolute working directory.
+    pub workdir: String,
+    pub network: RunNetwork,
+}
+
+/// What a finished RUN left.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The overlay upper dir with the process's changes, on the store's filesystem
+    /// (whiteouts as overlayfs writes them). The builder takes ownership of it.
+    pub upper: PathBuf,
+    pub exit_code: i32,
+    /// Combined stdout and stderr.
+    pub log: Vec<u8>,
+}
+
+/// Executes RUN steps in isolation. Implemented by the runtime crate.
+pub trait RunExecutor: Send + Sync {
+    /// Runs the process to completion. An `Err` is a failure to run at all; a non-zero exit
+    /// is an `Ok` with its `exit_code`.
+    fn run(&self, request: &RunRequest<'_>) -> Result<RunOutcome, String>;
+}

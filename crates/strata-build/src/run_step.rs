@@ -1,0 +1,118 @@
+//! The RUN step: handing the process to the configured [`RunExecutor`] and turning the
+//! upper dir it leaves into the next layer.
+
+use std::path::PathBuf;
+
+use strata_dockerfile::Network;
+use strata_layer::ChangeSource;
+use strata_store::{DriverKind, LayerRecord};
+
+use crate::builder::{Builder, Session, StageState};
+use crate::layer_commit::commit_layer;
+use crate::metadata::{argv, shell_of};
+use crate::op::{PlannedStep, RunOp};
+use crate::run_executor::{RunNetwork, RunRequest};
+use crate::BuildError;
+
+/// How many bytes of a failed RUN's output the error keeps.
+const RUN_TAIL: usize = 2048;
+
+impl Builder<'_> {
+    pub(crate) fn run(
+        &self,
+        s: &Session<'_>,
+        stage: usize,
+        n: usize,
+        step: &PlannedStep,
+        r: &RunOp,
+        state: &StageState,
+    ) -> Result<(String, LayerRecord), BuildError> {
+        let sde = s.opts.source_date_epoch;
+        let executor = self
+            .executor
+            .ok_or(BuildError::NoRunExecutor { line: step.line })?;
+        if self.store.snapshotter().kind() == DriverKind::Vfs {
+            // A vfs writable layer is a full copy, not an upper dir: its layer would need a
+            // tree diff against the parent, which is not written yet.
+            return Err(BuildError::Unsupported {
+                line: step.line,
+                instruction: "RUN",
+                what: "stores using the vfs driver".to_string(),
+            });
+        }
+        let config = state.container_config();
+        let args = argv(&r.command, &shell_of(&config));
+        let chain = state.chain();
+        let env: Vec<String> = step
+            .env
+            .iter()
+            .chain(&step.proxy_env)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let request = RunRequest {
+            store: self.store,
+            temp_dir: s.area.path(),
+            parent_chain: chain.as_ref(),
+            args: args.clone(),
+            env,
+            user: config.user.clone(),
+            workdir: if config.working_dir.is_empty() {
+                "/".to_string()
+            } else {
+                config.working_dir.clone()
+            },
+            network: match r.network {
+                Some(Network::None) => RunNetwork::None,
+                Some(Network::Host) => RunNetwork::Host,
+                _ => RunNetwork::Default,
+            },
+        };
+        let outcome = executor
+            .run(&request)
+            .map_err(|message| BuildError::RunFailed {
+                line: step.line,
+                message,
+            })?;
+        self.reporter.step_output(stage, n, &outcome.log);
+        let upper = UpperDir(outcome.upper);
+        if outcome.exit_code != 0 {
+            let start = outcome.log.len().saturating_sub(RUN_TAIL);
+            return Err(BuildError::RunExit {
+                line: step.line,
+                code: outcome.exit_code,
+                tail: String::from_utf8_lossy(&outcome.log[start..])
+                    .trim_end()
+                    .to_string(),
+            });
+        }
+        let layer = commit_layer(
+            self.store,
+            &state.diff_ids(),
+            &upper.0,
+            ChangeSource::OverlayUpper,
+            sde,
+            step.line,
+        )?;
+        let prefix = if step.build_args.is_empty() {
+            String::new()
+        } else {
+            let pairs: Vec<String> = step
+                .build_args
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            format!("|{} {} ", pairs.len(), pairs.join(" "))
+        };
+        Ok((format!("RUN {prefix}{} # buildkit", args.join(" ")), layer))
+    }
+}
+
+/// An executor's upper dir, removed unless it became a snapshot.
+struct UpperDir(PathBuf);
+
+impl Drop for UpperDir {
+    fn drop(&mut self) {
+        // After a commit the dir has been renamed away and this finds nothing.
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,94 @@
+//! Helpers shared by the builder tests: temp stores, a busybox base, context files, layer
+//! listings in `tar -tv` form and a recording reporter.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
+
+use strata_image::{import_rootfs, ImportOptions};
+use strata_oci::{Digest, Reference};
+use strata_store::{Store, StoreOptions};
+
+use crate::BuildOptions;
+
+pub(crate) fn open_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    (dir, store)
+}
+
+/// Imports the busybox rootfs of `scripts/make-busybox-rootfs` as `busybox:local`.
+pub(crate) fn import_busybox(store: &Store) {
+    let tar = tempfile::NamedTempFile::new().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-busybox-rootfs");
+    let ok = Command::new(script).arg(tar.path()).status().unwrap();
+    assert!(ok.success());
+    let opts = ImportOptions {
+        changes: Vec::new(),
+        message: None,
+        source: "-".to_string(),
+        tag: Some(Reference::parse("busybox:local").unwrap()),
+        platform: None,
+    };
+    import_rootfs(store, std::fs::File::open(tar.path()).unwrap(), &opts).unwrap();
+}
+
+pub(crate) fn write(dir: &Path, files: &[(&str, &str)]) {
+    for (path, body) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+}
+
+pub(crate) fn sde(t: i64) -> BuildOptions {
+    BuildOptions {
+        source_date_epoch: Some(t),
+        ..BuildOptions::default()
+    }
+}
+
+/// `path type mode uid/gid size` of every entry of a layer blob, as `tar -tv` shows them.
+pub(crate) fn listing(store: &Store, diff_id: &Digest) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut ar = tar::Archive::new(store.content().open(diff_id).unwrap());
+    for e in ar.entries().unwrap() {
+        let e = e.unwrap();
+        let h = e.header();
+        let kind = match h.entry_type() {
+            tar::EntryType::Directory => 'd',
+            tar::EntryType::Symlink => 'l',
+            _ => '-',
+        };
+        out.push(format!(
+            "{} {kind} {:o} {}/{} {}",
+            String::from_utf8_lossy(&e.path_bytes()),
+            h.mode().unwrap() & 0o7777,
+            h.uid().unwrap(),
+            h.gid().unwrap(),
+            h.size().unwrap()
+        ));
+    }
+    out
+}
+
+/// Records which steps started and which came from the cache.
+#[derive(Default)]
+pub(crate) struct Recorder {
+    pub(crate) events: Mutex<Vec<String>>,
+}
+
+impl crate::Reporter for Recorder {
+    fn step_started(&self, stage: usize, step: usize, text: &str) {
+        self.events
+            .lock()
+            .unwrap()
+            .push(format!("{stage}.{step} {text}"));
+    }
+    fn step_cached(&self, stage: usize, step: usize) {
+        self.events
+            .lock()
+            .unwrap()
+            .push(format!("{stage}.{step} cached"));
+    }
+}

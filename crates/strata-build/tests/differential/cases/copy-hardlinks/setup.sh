@@ -1,0 +1,1 @@
+mkdir d; echo same > d/a; ln d/a d/b
