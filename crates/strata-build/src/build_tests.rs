@@ -79,6 +79,20 @@ fn second_build_reuses_every_step() {
 }
 
 #[test]
+fn a_fully_cached_rebuild_without_source_date_epoch_keeps_the_image_id() {
+    let (_d, store) = open_store();
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), &[("a", "1")]);
+    let df = "FROM scratch\nCOPY a /a\nENV X=1\n";
+    let opts = BuildOptions::default();
+    let first = Builder::new(&store).build(df, ctx.path(), &opts).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = Builder::new(&store).build(df, ctx.path(), &opts).unwrap();
+    assert_eq!(second.executed_steps, 0);
+    assert_eq!(first.image_id, second.image_id);
+}
+
+#[test]
 fn same_inputs_in_two_stores_give_the_same_image() {
     let ctx = tempfile::tempdir().unwrap();
     write(ctx.path(), &[("a", "1"), ("b/c", "2"), ("b/d", "3")]);

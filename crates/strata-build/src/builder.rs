@@ -223,7 +223,17 @@ impl<'a> Builder<'a> {
         let mut state = lock(&session.stages)
             .remove(&target)
             .ok_or_else(|| BuildError::at(0, "the target stage was not built"))?;
-        state.config.created = Some(timestamp(opts.source_date_epoch));
+        // The image is as old as its newest step (as BuildKit dates it), so a fully cached
+        // rebuild gives the same config, hence the same image ID.
+        state.config.created = match opts.source_date_epoch {
+            Some(_) => Some(timestamp(opts.source_date_epoch)),
+            None => state
+                .config
+                .history
+                .last()
+                .and_then(|h| h.created.clone())
+                .or_else(|| Some(timestamp(None))),
+        };
         let config_bytes = to_canonical_json(&state.config);
         let (image_id, _) = self.store.content().ingest(&config_bytes[..], None)?;
         let record = ImageRecord {

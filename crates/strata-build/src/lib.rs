@@ -38,6 +38,7 @@ mod reporter;
 mod rootfs;
 mod run_executor;
 mod run_step;
+mod runtime_executor;
 mod temp_area;
 
 #[cfg(test)]
@@ -55,3 +56,4 @@ pub use op::{
 };
 pub use reporter::{Reporter, SilentReporter};
 pub use run_executor::{RunExecutor, RunNetwork, RunOutcome, RunRequest};
+pub use runtime_executor::RuntimeExecutor;

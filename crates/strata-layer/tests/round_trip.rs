@@ -219,7 +219,7 @@ fn entries_are_ordered_named_and_linked_like_docker() {
     assert_eq!(got, want);
     // ustar magic, then two zero blocks and nothing else.
     assert_eq!(&tar[257..265], b"ustar\x0000");
-    assert!(tar.len() % 512 == 0 && tar[tar.len() - 1024..].iter().all(|b| *b == 0));
+    assert!(tar.len().is_multiple_of(512) && tar[tar.len() - 1024..].iter().all(|b| *b == 0));
 }
 
 #[test]

@@ -63,7 +63,7 @@ pub(crate) enum Command {
     Dockerfile(DockerfileCommand),
     /// Check a Dockerfile against best-practice rules
     Lint(LintArgs),
-    /// Build an image from a Dockerfile (this version: `--check` only)
+    /// Build an image from a Dockerfile
     Build(BuildArgs),
 }
 
@@ -273,14 +273,48 @@ pub(crate) struct LintArgs {
     pub(crate) failure_threshold: String,
 }
 
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum Progress {
+    /// Plain lines (what a terminal gets too, in this version)
+    Auto,
+    Plain,
+    Tty,
+    /// Nothing but errors
+    Quiet,
+}
+
 #[derive(Args)]
 pub(crate) struct BuildArgs {
     /// Build context directory
     #[arg(default_value = ".")]
     pub(crate) context: PathBuf,
-    /// Name of the Dockerfile (default: CONTEXT/Dockerfile)
+    /// Name of the Dockerfile (default: CONTEXT/Dockerfile), or - for STDIN
     #[arg(short, long)]
     pub(crate) file: Option<PathBuf>,
+    /// Name and optionally a tag in the name:tag format; repeatable
+    #[arg(short, long = "tag")]
+    pub(crate) tags: Vec<String>,
+    /// Set build-time variables (NAME=value, or NAME to take it from the environment)
+    #[arg(long = "build-arg")]
+    pub(crate) build_args: Vec<String>,
+    /// Set the target build stage to build
+    #[arg(long)]
+    pub(crate) target: Option<String>,
+    /// Do not use cache when building the image
+    #[arg(long = "no-cache")]
+    pub(crate) no_cache: bool,
+    /// Suppress the build output and print image ID on success
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+    /// Write the image ID to the file
+    #[arg(long)]
+    pub(crate) iidfile: Option<PathBuf>,
+    /// Type of progress output
+    #[arg(long, value_enum, default_value_t = Progress::Auto)]
+    pub(crate) progress: Progress,
+    /// Set platform (only the host's is accepted)
+    #[arg(long)]
+    pub(crate) platform: Option<String>,
     /// Check the Dockerfile with the lint rules and exit, without building
     #[arg(long)]
     pub(crate) check: bool,

@@ -100,6 +100,7 @@ macro_rules! failure_from {
 }
 
 failure_from!(
+    strata_build::BuildError,
     strata_image::ImageError,
     strata_store::StoreError,
     strata_oci::ReferenceError

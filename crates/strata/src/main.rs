@@ -11,12 +11,34 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // A RUN step's container: this process was re-executed as the runtime's single-threaded
+    // helper (see strata-runtime), not by a user.
+    match strata_runtime::helper_spec_from_env() {
+        Ok(Some(spec)) => return run_helper(&spec),
+        Ok(None) => {}
+        Err(e) => {
+            failure::Failure::new(e).print();
+            return ExitCode::from(125);
+        }
+    }
     let cli = cli::Cli::parse();
     match commands::run(cli) {
         Ok(code) => code,
         Err(failure) => {
             failure.print();
             ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// Runs the container and exits with its status (125/126/127 for strata's own failures, as Docker).
+fn run_helper(spec: &strata_runtime::ContainerSpec) -> ExitCode {
+    match strata_runtime::run_in_helper(spec) {
+        Ok(status) => ExitCode::from(u8::try_from(status.code()).unwrap_or(125)),
+        Err(e) => {
+            let code = u8::try_from(e.exit_code()).unwrap_or(125);
+            failure::Failure::new(failure::chain(&e)).print();
+            ExitCode::from(code)
         }
     }
 }

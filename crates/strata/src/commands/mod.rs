@@ -38,7 +38,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::System(SystemCommand::Prune(a)) => prune::system(g, a),
         Command::Dockerfile(DockerfileCommand::Parse(a)) => dockerfile::parse(a),
         Command::Lint(a) => lint::run(a),
-        Command::Build(a) => build::run(a),
+        Command::Build(a) => build::run(g, a),
     }
 }
 
