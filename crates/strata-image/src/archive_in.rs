@@ -349,13 +349,7 @@ fn layer_record(
     file: &ArchiveFile,
     diff_id: &Digest,
 ) -> Result<LayerRecord, ImageError> {
-    let mut magic = [0u8; 4];
-    let n = store
-        .content()
-        .open(&file.digest)?
-        .read(&mut magic)
-        .map_err(|e| ImageError::io(format!("reading blob {}", file.digest), e))?;
-    let media_type = match strata_layer::Compression::detect(&magic[..n]) {
+    let media_type = match crate::tar_input::blob_compression(store, &file.digest)? {
         strata_layer::Compression::None => media_type::OCI_LAYER_TAR,
         strata_layer::Compression::Gzip => media_type::OCI_LAYER_TAR_GZIP,
         strata_layer::Compression::Zstd => media_type::OCI_LAYER_TAR_ZSTD,

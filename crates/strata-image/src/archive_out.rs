@@ -95,13 +95,7 @@ fn plain_layer(store: &Store, blob: &Digest) -> Result<(u64, Box<dyn Read>), Ima
             .map_err(|e| ImageError::layer(format!("reading layer blob {blob}"), e))?;
         Ok(r)
     };
-    let mut magic = [0u8; 4];
-    let n = store
-        .content()
-        .open(blob)?
-        .read(&mut magic)
-        .map_err(|e| ImageError::io(format!("reading blob {blob}"), e))?;
-    if strata_layer::Compression::detect(&magic[..n]) == strata_layer::Compression::None {
+    if crate::tar_input::blob_compression(store, blob)? == strata_layer::Compression::None {
         return Ok((store.content().size(blob)?, open()?));
     }
     let size = io::copy(&mut open()?, &mut io::sink())

@@ -1,6 +1,7 @@
-//! A tar stream a user handed us (a rootfs to import, an archive to load): decompressed,
+//! Tar streams a user handed us (a rootfs to import, an archive to load): decompressed,
 //! and checked to be a tar at all before anything is stored, so a wrong file gets a plain
-//! one-line answer instead of a parser's complaint about some header field.
+//! one-line answer instead of a parser's complaint about some header field. Also the
+//! compression of a stored blob, sniffed the same way.
 
 use std::io::{self, Read};
 
@@ -22,6 +23,17 @@ pub(crate) fn open_tar<'a>(
         return Err(ImageError::NotATar(what.to_string()));
     }
     Ok(Box::new(io::Cursor::new(head).chain(plain)))
+}
+
+/// How a stored blob is compressed, from its first bytes.
+pub(crate) fn blob_compression(
+    store: &strata_store::Store,
+    blob: &strata_oci::Digest,
+) -> Result<strata_layer::Compression, ImageError> {
+    let mut magic = [0u8; 4];
+    let n = read_up_to(&mut store.content().open(blob)?, &mut magic)
+        .map_err(|e| ImageError::io(format!("reading blob {blob}"), e))?;
+    Ok(strata_layer::Compression::detect(&magic[..n]))
 }
 
 /// Reads until `buf` is full or the stream ends; returns how much was read.

@@ -10,8 +10,7 @@ use strata_oci::Digest;
 use crate::error::StoreError;
 use crate::snapshot::mount::{self, OverlayApi};
 use crate::snapshot::{
-    dir_usage, DriverKind, SnapshotDir, SnapshotInfo, Snapshotter, StagedLayer, WritableLayer,
-    TEMP_PREFIX,
+    DriverKind, SnapshotDir, SnapshotInfo, Snapshotter, StagedLayer, WritableLayer, TEMP_PREFIX,
 };
 
 #[derive(Debug)]
@@ -117,11 +116,7 @@ impl Snapshotter for OverlaySnapshotter {
     }
 
     fn usage(&self, chain_id: &Digest) -> Result<u64, StoreError> {
-        let info = self
-            .dir
-            .get(chain_id)?
-            .ok_or_else(|| StoreError::SnapshotNotFound(chain_id.clone()))?;
-        dir_usage(&info.path)
+        self.dir.usage(chain_id)
     }
 
     fn list(&self) -> Result<Vec<SnapshotInfo>, StoreError> {

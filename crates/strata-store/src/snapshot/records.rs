@@ -107,6 +107,14 @@ impl SnapshotDir {
         Ok(out)
     }
 
+    /// Bytes in a recorded snapshot's own dir.
+    pub(crate) fn usage(&self, chain_id: &Digest) -> Result<u64, StoreError> {
+        let info = self
+            .get(chain_id)?
+            .ok_or_else(|| StoreError::SnapshotNotFound(chain_id.clone()))?;
+        super::dir_usage(&info.path)
+    }
+
     /// Unpacks through `fill` into a locked temp dir, then records it; see `Snapshotter::unpack_layer`.
     pub(crate) fn create(
         &self,

@@ -10,9 +10,7 @@ use strata_oci::Digest;
 use crate::error::{IoContext, StoreError};
 use crate::snapshot::mount;
 use crate::snapshot::tree::copy_tree;
-use crate::snapshot::{
-    dir_usage, DriverKind, SnapshotDir, SnapshotInfo, Snapshotter, WritableLayer,
-};
+use crate::snapshot::{DriverKind, SnapshotDir, SnapshotInfo, Snapshotter, WritableLayer};
 
 #[derive(Debug)]
 pub(crate) struct VfsSnapshotter {
@@ -113,11 +111,7 @@ impl Snapshotter for VfsSnapshotter {
     }
 
     fn usage(&self, chain_id: &Digest) -> Result<u64, StoreError> {
-        let info = self
-            .dir
-            .get(chain_id)?
-            .ok_or_else(|| StoreError::SnapshotNotFound(chain_id.clone()))?;
-        dir_usage(&info.path)
+        self.dir.usage(chain_id)
     }
 
     fn list(&self) -> Result<Vec<SnapshotInfo>, StoreError> {
