@@ -20,7 +20,7 @@
 //!        driver TEXT, chain_id TEXT, parent TEXT NULL, diff_id TEXT, created INTEGER,
 //!        UNIQUE(driver, chain_id))
 //! containers(id TEXT PK, name TEXT UNIQUE, image_id TEXT, created INTEGER,
-//!        state TEXT, config TEXT)                    filled by the runtime (later)
+//!        state TEXT, config TEXT)                    JSON owned by strata-container
 //! ```
 
 use std::path::{Path, PathBuf};

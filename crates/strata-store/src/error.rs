@@ -50,6 +50,8 @@ pub enum StoreError {
     ImageNotFound(Digest),
     #[error("image {id} is used by {containers} container(s): remove them first")]
     ImageInUse { id: Digest, containers: usize },
+    #[error("the container name {name:?} is already in use by container {id}: remove or rename that container, or choose another name")]
+    ContainerNameInUse { name: String, id: String },
     #[error("snapshot {0} not found")]
     SnapshotNotFound(Digest),
     #[error("snapshot {chain_id} still has {children} child snapshot(s) on top of it")]

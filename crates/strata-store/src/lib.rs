@@ -9,6 +9,7 @@
 //! <root>/blobs/sha256/<hex>        content store (OCI image-layout shape)
 //! <root>/ingest/                   in-flight blob temps, each flocked by its writer
 //! <root>/snapshots/<driver>/<n>/   one dir per snapshot; .tmp-* in-flight unpacks, .lock-<chain> unpack locks
+//! <root>/containers/<id>/          a container's writable layer, mount point, runtime files, log
 //! <root>/metadata.db               SQLite (WAL); schema in the `db` module docs
 //! <root>/lock                      flock: writer leases shared, gc exclusive
 //! ```
@@ -20,6 +21,7 @@
 
 mod build_cache;
 mod check;
+mod containers;
 #[cfg(test)]
 mod concurrency_tests;
 mod content;
@@ -37,6 +39,7 @@ mod usage;
 
 pub use build_cache::BuildCacheEntry;
 pub use check::{BlobRole, CheckReport, Problem};
+pub use containers::ContainerRow;
 pub use content::{BlobWriter, ContentStore};
 pub use error::StoreError;
 pub use gc::GcReport;

@@ -1,0 +1,55 @@
+//! strata-container: containers as users see them — `create`, `run`, `ps`, `stop`, `logs`,
+//! `rm` and friends — on top of the store (records, snapshots) and the runtime (isolation).
+//!
+//! It owns the container record (config fixed at create, state changed by every process that
+//! touches the container, both JSON in the store's containers table), each container's
+//! directory (`<root>/containers/<id>/`: overlay upper and work dirs, mount point, runtime
+//! files, `json-file` log, monitor lock), the per-container monitor that runs a detached
+//! container and outlives the command that started it, volumes, and the filesystem views of a
+//! container (diff, commit, export, cp).
+//!
+//! Creating a container copies nothing: its root is the image's snapshot chain with the
+//! container's own empty upper dir on top, mounted only while it runs, in the monitor's
+//! private mount namespace (so no mount outlives a killed monitor). Deleting it deletes only
+//! its directory.
+//!
+//! Must not: isolate processes itself (strata-runtime does), reach into the store's files
+//! other than the container directory it is given, print, or report a container as running
+//! when no monitor watches it (see [`monitor_alive`]).
+
+mod create;
+mod error;
+mod lifecycle;
+mod log;
+mod names;
+mod record;
+mod rootfs;
+mod volume;
+
+pub use create::{create, CreateOptions};
+pub use error::ContainerError;
+pub use lifecycle::{
+    exec_monitor, kill, list, lookup, monitor_alive, monitor_command, parse_signal, prune,
+    reload, remove, start, stop, wait, MonitorRequest, MONITOR_ENV,
+};
+pub use log::{read_log, LogEntry, LogOptions, LogStream};
+pub use record::{
+    Container, ContainerConfig, ContainerPaths, ContainerState, MountSpec, NetworkMode,
+    PortBinding, ResourceLimits, RestartPolicy, Status,
+};
+pub use volume::{ensure_volume, list_volumes, remove_volume, volume_path, Volume};
+
+/// `error: cause: cause…` on one line, for the state record.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
+}
