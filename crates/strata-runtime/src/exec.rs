@@ -66,7 +66,9 @@ impl ExecSpec {
             return Err(invalid("no command given".to_owned()));
         }
         if let Some(cwd) = self.cwd.as_deref().filter(|cwd| !cwd.starts_with('/')) {
-            return Err(invalid(format!("working directory {cwd:?} is not absolute")));
+            return Err(invalid(format!(
+                "working directory {cwd:?} is not absolute"
+            )));
         }
         if let Some(entry) = self.env.iter().find(|e| !e.contains('=')) {
             return Err(invalid(format!("environment entry {entry:?} has no '='")));
@@ -290,7 +292,9 @@ mod tests {
 
     fn container_process() -> Process {
         let mut spec = ContainerSpec::new("c", "/r", "/d", vec!["sleep".into(), "30".into()]);
-        spec.process.env.extend(["FOO=bar".into(), "HOME=/root".into()]);
+        spec.process
+            .env
+            .extend(["FOO=bar".into(), "HOME=/root".into()]);
         spec.process.cwd = "/srv".into();
         spec.process.user.uid = 7;
         oci_spec(&spec).unwrap().process().clone().unwrap()
