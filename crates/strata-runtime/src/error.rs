@@ -95,11 +95,45 @@ pub enum RuntimeError {
     #[error("container {id} has no init process id after creation")]
     NoPid { id: String },
 
-    #[error("the helper environment variable {var} does not hold a valid container spec")]
+    #[error("the helper environment variable {var} does not hold a valid request")]
     HelperSpec {
         var: &'static str,
         #[source]
         source: serde_json::Error,
+    },
+
+    #[error("failed to set up the terminal of container {id}")]
+    Terminal {
+        id: String,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("run of container {id} aborted by its observer")]
+    Observer {
+        id: String,
+        #[source]
+        source: crate::observer::ObserverError,
+    },
+
+    #[error("container {id} is not running ({status})")]
+    NotRunning { id: String, status: String },
+
+    #[error("invalid exec in container {id}: {reason}")]
+    InvalidExec { id: String, reason: String },
+
+    #[error("failed to read the runtime config {path}")]
+    ContainerConfig {
+        path: PathBuf,
+        #[source]
+        source: oci_spec::OciSpecError,
+    },
+
+    #[error("failed to exec in container {id}")]
+    Exec {
+        id: String,
+        #[source]
+        source: Box<libcontainer::error::LibcontainerError>,
     },
 }
 
@@ -124,6 +158,8 @@ impl std::fmt::Display for Chain<'_> {
     }
 }
 
+/// Docker's exit code when the daemon refused (e.g. `docker exec` into a stopped container).
+const EXIT_REFUSED: i32 = 1;
 /// Docker's exit code when the runtime itself failed.
 const EXIT_RUNTIME_FAILED: i32 = 125;
 /// Docker's exit code when the command exists but cannot be executed.
@@ -132,10 +168,14 @@ const EXIT_CANNOT_INVOKE: i32 = 126;
 const EXIT_NOT_FOUND: i32 = 127;
 
 impl RuntimeError {
-    /// The exit code Docker's CLI reports for this failure: 127 when the command was not found,
-    /// 126 when it is not executable, 125 for every other runtime failure.
+    /// The exit code Docker's CLI reports for this failure: for a container's command, 127
+    /// when it was not found, 126 when it is not executable; for `exec`, 126 whenever the
+    /// process could not be started and 1 when the container is not running (measured on
+    /// Docker 20.10); 125 for every other runtime failure.
     pub fn exit_code(&self) -> i32 {
         match self {
+            Self::Exec { .. } => EXIT_CANNOT_INVOKE,
+            Self::NotRunning { .. } | Self::InvalidExec { .. } => EXIT_REFUSED,
             // libcontainer reports its executable check only as text.
             Self::Create { .. } => {
                 let message = Chain(self).to_string();
@@ -184,6 +224,22 @@ mod tests {
             ),
             (create("failed to prepare rootfs"), 125),
             (RuntimeError::NotSingleThreaded { threads: 2 }, 125),
+            (
+                RuntimeError::Exec {
+                    id: "c".into(),
+                    source: Box::new(LibcontainerError::Other(
+                        "executable 'nope' not found in $PATH".into(),
+                    )),
+                },
+                126,
+            ),
+            (
+                RuntimeError::NotRunning {
+                    id: "c".into(),
+                    status: "Stopped".into(),
+                },
+                1,
+            ),
         ];
         for (err, code) in cases {
             assert_eq!(err.exit_code(), code, "{err}");

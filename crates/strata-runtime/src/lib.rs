@@ -6,7 +6,11 @@
 //! `/dev/shm`, `/dev/mqueue`; read-only `/sys` and no cgroupfs; Docker's default capability set;
 //! no-new-privileges; a `/strata/<id>` cgroup with optional limits), `USER` resolution against
 //! the image's own passwd/group files ([`resolve_user`]), and the create → start → wait → delete
-//! cycle ([`run`]).
+//! cycle ([`run`]; [`run_observed`] reports creation, start and live output to a
+//! [`RunObserver`], as the per-container monitor needs). A process may get a pseudo-terminal
+//! (`ProcessSpec::terminal`): libcontainer sends us its master over a console socket and we
+//! proxy it (raw mode, window size, stdin). [`exec`] runs another process in a container that
+//! some other process is running.
 //!
 //! It must never mount or unpack image layers (the caller hands it a ready rootfs: this crate
 //! does not depend on strata-store), never print, and never leave a cgroup, runtime state or a
@@ -24,7 +28,8 @@
 //! Rust in the child and `chdir`s the process, so it must be driven from a single-threaded
 //! process. [`run`] checks that; multi-threaded callers (the CLI's tokio runtime, the builder,
 //! the test harness) re-execute themselves as a helper with [`helper_command`], and the
-//! helper calls [`helper_spec_from_env`] then [`run_in_helper`].
+//! helper calls [`helper_spec_from_env`] then [`run_in_helper`] (for exec:
+//! [`exec_helper_command`], [`exec_request_from_env`], [`exec_in_helper`]).
 //!
 //! ```no_run
 //! # fn main() -> Result<(), strata_runtime::RuntimeError> {
@@ -43,23 +48,30 @@
 
 mod bundle;
 mod error;
+mod exec;
 mod helper;
 mod loopback;
 mod mount_stubs;
+mod observer;
 mod oci;
 mod run;
 mod spec;
 mod supervise;
+mod terminal;
 mod user;
 
 pub use error::{Chain, RuntimeError};
+pub use exec::{exec, ExecSpec};
 pub use helper::{
-    helper_command, helper_spec_from_env, run_in_helper, HELPER_PARENT_ENV, HELPER_SPEC_ENV,
+    exec_helper_command, exec_in_helper, exec_request_from_env, helper_command,
+    helper_spec_from_env, run_in_helper, ExecRequest, EXEC_HELPER_ENV, HELPER_PARENT_ENV,
+    HELPER_SPEC_ENV,
 };
+pub use observer::{ObserverError, OutputStream, RunObserver};
 pub use oci::{oci_spec, DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS};
-pub use run::{run, ExitStatus, RunOutput};
+pub use run::{run, run_observed, run_observed_watching_parent, ExitStatus, RunOutput};
 pub use spec::{
     BindMount, ContainerSpec, EtcFiles, InputMode, Limits, Network, OutputMode, ProcessSpec,
-    StdioSpec, User, DEFAULT_PATH_ENV, LOOPBACK_HOSTS,
+    StdioSpec, User, DEFAULT_PATH_ENV, LOOPBACK_HOSTS, TERMINAL_TERM_ENV,
 };
 pub use user::{resolve_user, resolve_user_in, ResolvedUser};

@@ -85,7 +85,7 @@ pub fn oci_spec(spec: &ContainerSpec) -> Result<Spec, RuntimeError> {
         .map_err(oci_err)?;
 
     let process = ProcessBuilder::default()
-        .terminal(false)
+        .terminal(spec.process.terminal)
         .user(user)
         .args(spec.process.args.clone())
         .env(spec.env_with_path())

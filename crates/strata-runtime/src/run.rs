@@ -13,9 +13,11 @@ use crate::bundle::write_bundle;
 use crate::error::RuntimeError;
 use crate::loopback::bring_up_loopback;
 use crate::mount_stubs::{MountStubs, MountTarget};
+use crate::observer::{RunObserver, StdioRouter};
 use crate::oci::oci_spec;
 use crate::spec::{ContainerSpec, InputMode, Network, OutputMode};
-use crate::supervise::{supervise, wait_for, SignalGuard};
+use crate::supervise::{supervise, wait_for, SignalGuard, Streams, Until};
+use crate::terminal::{ConsoleSocket, PtyProxy};
 
 /// How the container's init process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +57,7 @@ pub struct RunOutput {
 /// (see [`crate::helper_command`]). Returns [`RuntimeError::NotSingleThreaded`] otherwise.
 /// The container's cgroup and libcontainer state are removed before returning, also on error,
 /// and so are the mount points it had to create in the rootfs (see `mount_stubs`).
+/// Under a terminal (`spec.process.terminal`) the pty's output is routed by `stdio.stdout`.
 pub fn run(spec: &ContainerSpec) -> Result<RunOutput, RuntimeError> {
     run_watching_parent(spec, None)
 }
@@ -64,6 +67,68 @@ pub(crate) fn run_watching_parent(
     spec: &ContainerSpec,
     parent: Option<Pid>,
 ) -> Result<RunOutput, RuntimeError> {
+    let mut router = StdioRouter::new(&spec.stdio);
+    let routes = [spec.stdio.stdout, spec.stdio.stderr].map(|mode| match mode {
+        OutputMode::Inherit => Route::Inherit,
+        OutputMode::Null => Route::Null,
+        OutputMode::Capture => Route::Pipe,
+    });
+    let status = run_container(spec, parent, routes, &mut router)?;
+    let [stdout, stderr] = router.collected;
+    Ok(RunOutput {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+/// Runs the container like [`run`], reporting to `observer` as it goes: `created` before
+/// the user process starts (an error there aborts and cleans up), `started`, then every
+/// chunk of output as it arrives (stdout and stderr through pipes whatever `spec.stdio`
+/// says, or the pty under a terminal). Stdin follows `spec.stdio.stdin`; under a terminal
+/// with [`InputMode::Inherit`](crate::InputMode::Inherit) our stdin is copied into the pty
+/// (raw mode while it runs when it is a terminal). The container outlives nobody: it is not
+/// tied to this process's parent (see [`run_observed_watching_parent`]).
+pub fn run_observed(
+    spec: &ContainerSpec,
+    observer: &mut dyn RunObserver,
+) -> Result<ExitStatus, RuntimeError> {
+    run_container(spec, None, [Route::Pipe, Route::Pipe], observer)
+}
+
+/// [`run_observed`], killing the container when `parent` stops being this process's parent:
+/// for a run that must not outlive the process that asked for it.
+pub fn run_observed_watching_parent(
+    spec: &ContainerSpec,
+    parent: i32,
+    observer: &mut dyn RunObserver,
+) -> Result<ExitStatus, RuntimeError> {
+    let parent = Pid::from_raw(parent).ok_or_else(|| RuntimeError::InvalidSpec {
+        id: spec.id.clone(),
+        reason: format!("parent pid {parent} is not a process id"),
+    })?;
+    run_container(spec, Some(parent), [Route::Pipe, Route::Pipe], observer)
+}
+
+/// Where one of the container's output streams goes (without a terminal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// This process's own descriptor, handed to the container.
+    Inherit,
+    /// `/dev/null`.
+    Null,
+    /// A pipe this process reads and hands to the observer.
+    Pipe,
+}
+
+/// The one path every run takes: bundle, mount stubs, create → observe → start → supervise →
+/// delete, stubs removed.
+fn run_container(
+    spec: &ContainerSpec,
+    parent: Option<Pid>,
+    routes: [Route; 2],
+    observer: &mut dyn RunObserver,
+) -> Result<ExitStatus, RuntimeError> {
     ensure_single_threaded()?;
     let oci = oci_spec(spec)?;
     write_bundle(spec, &oci)?;
@@ -73,15 +138,15 @@ pub(crate) fn run_watching_parent(
             source,
         }
     })?;
-    let result = run_created_bundle(spec, parent);
+    let result = run_created_bundle(spec, parent, routes, observer);
     // The container is gone (deleted, or killed on an error path): nothing recreates the stubs.
     let removed = stubs.remove().map_err(|source| RuntimeError::MountStubs {
         rootfs: spec.rootfs.clone(),
         source,
     });
-    let output = result?;
+    let status = result?;
     removed?;
-    Ok(output)
+    Ok(status)
 }
 
 /// Mount destinations of `oci`, and whether each bind source is a file (bind targets mirror it).
@@ -97,12 +162,21 @@ fn mount_targets(oci: &oci_spec::runtime::Spec) -> Vec<MountTarget> {
         .collect()
 }
 
+/// Name of the console socket in the per-container directory.
+const CONSOLE_SOCKET: &str = "console.sock";
+
 /// create → start → wait → delete of a container whose bundle is written.
 fn run_created_bundle(
     spec: &ContainerSpec,
     parent: Option<Pid>,
-) -> Result<RunOutput, RuntimeError> {
+    routes: [Route; 2],
+    observer: &mut dyn RunObserver,
+) -> Result<ExitStatus, RuntimeError> {
     let stdio_err = |source| RuntimeError::Stdio {
+        id: spec.id.clone(),
+        source,
+    };
+    let terminal_err = |source| RuntimeError::Terminal {
         id: spec.id.clone(),
         source,
     };
@@ -112,16 +186,27 @@ fn run_created_bundle(
             id: spec.id.clone(),
             source: Box::new(source),
         })?;
+    let console = if spec.process.terminal {
+        let console = ConsoleSocket::bind(&spec.dir, CONSOLE_SOCKET).map_err(terminal_err)?;
+        builder = builder.with_console_socket(Some(console.path()));
+        Some(console)
+    } else {
+        None
+    };
     if spec.stdio.stdin == InputMode::Null {
         builder = builder.with_stdin(dev_null().map_err(stdio_err)?);
     }
-    let (stdout_fd, stdout_reader) = output(spec.stdio.stdout).map_err(stdio_err)?;
-    let (stderr_fd, stderr_reader) = output(spec.stdio.stderr).map_err(stdio_err)?;
-    if let Some(fd) = stdout_fd {
-        builder = builder.with_stdout(fd);
-    }
-    if let Some(fd) = stderr_fd {
-        builder = builder.with_stderr(fd);
+    let mut pipes = [None, None];
+    if !spec.process.terminal {
+        let (stdout_fd, stdout_reader) = output(routes[0]).map_err(stdio_err)?;
+        let (stderr_fd, stderr_reader) = output(routes[1]).map_err(stdio_err)?;
+        if let Some(fd) = stdout_fd {
+            builder = builder.with_stdout(fd);
+        }
+        if let Some(fd) = stderr_fd {
+            builder = builder.with_stderr(fd);
+        }
+        pipes = [stdout_reader, stderr_reader];
     }
 
     let created = builder
@@ -143,12 +228,28 @@ fn run_created_bundle(
     };
     let mut running = RunningContainer::new(container, &spec.id)?;
     let pid = running.pid;
+    // The init sent the master while it was being created; the socket is no longer needed.
+    let pty = match console {
+        Some(console) => {
+            let master = console.receive_master().map_err(terminal_err)?;
+            let forward_stdin = spec.stdio.stdin == InputMode::Inherit;
+            Some(PtyProxy::new(master, forward_stdin).map_err(terminal_err)?)
+        }
+        None => None,
+    };
+    let mut streams = Streams { pipes, pty };
     if spec.network == Network::None {
         bring_up_loopback(pid.as_raw_pid()).map_err(|source| RuntimeError::Loopback {
             id: spec.id.clone(),
             source,
         })?;
     }
+    observer
+        .created(pid.as_raw_pid())
+        .map_err(|source| RuntimeError::Observer {
+            id: spec.id.clone(),
+            source,
+        })?;
 
     let wait_err = |source| RuntimeError::Wait {
         id: spec.id.clone(),
@@ -162,19 +263,25 @@ fn run_created_bundle(
             source: Box::new(source),
         })?;
     }
+    observer.started(pid.as_raw_pid());
     // All on this thread (no reader threads: the process must stay single-threaded for the
     // next container). Output reaches EOF once the init exits: the kernel then kills the rest
-    // of its pid namespace, closing every copy of the pipes' write ends.
-    let (status, [stdout, stderr]) =
-        supervise(pid, &signals, parent, [stdout_reader, stderr_reader]).map_err(wait_err)?;
+    // of its pid namespace, closing every copy of the pipes' write ends and of the pty slave.
+    let status = supervise(
+        pid,
+        &signals,
+        parent,
+        &mut streams,
+        Until::StreamsClosed,
+        &mut |stream, bytes| observer.output(stream, bytes),
+    )
+    .map_err(wait_err)?;
     running.reaped = true;
     drop(signals);
+    // Restores our terminal before anything else can fail.
+    drop(streams);
     running.delete()?;
-    Ok(RunOutput {
-        status,
-        stdout,
-        stderr,
-    })
+    Ok(status)
 }
 
 /// A created container that is killed and deleted if dropped before [`RunningContainer::delete`].
@@ -249,7 +356,7 @@ fn remove_failed_container(state_root: &Path, id: &str) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-fn ensure_single_threaded() -> Result<(), RuntimeError> {
+pub(crate) fn ensure_single_threaded() -> Result<(), RuntimeError> {
     let path = Path::new("/proc/self/status");
     let status = std::fs::read_to_string(path).map_err(|source| RuntimeError::Read {
         path: path.to_owned(),
@@ -267,7 +374,7 @@ fn ensure_single_threaded() -> Result<(), RuntimeError> {
     }
 }
 
-fn dev_null() -> std::io::Result<OwnedFd> {
+pub(crate) fn dev_null() -> std::io::Result<OwnedFd> {
     Ok(File::options()
         .read(true)
         .write(true)
@@ -275,12 +382,12 @@ fn dev_null() -> std::io::Result<OwnedFd> {
         .into())
 }
 
-/// The fd to hand the container for one output stream, and the read end when capturing.
-fn output(mode: OutputMode) -> std::io::Result<(Option<OwnedFd>, Option<File>)> {
-    match mode {
-        OutputMode::Inherit => Ok((None, None)),
-        OutputMode::Null => Ok((Some(dev_null()?), None)),
-        OutputMode::Capture => {
+/// The fd to hand the container for one output stream, and the read end when piped.
+fn output(route: Route) -> std::io::Result<(Option<OwnedFd>, Option<File>)> {
+    match route {
+        Route::Inherit => Ok((None, None)),
+        Route::Null => Ok((Some(dev_null()?), None)),
+        Route::Pipe => {
             let (read, write) = pipe()?;
             Ok((Some(write), Some(File::from(read))))
         }

@@ -11,6 +11,9 @@ use crate::error::RuntimeError;
 pub const DEFAULT_PATH_ENV: &str =
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// Docker's `TERM` for processes given a terminal (`-t`) whose environment sets none.
+pub const TERMINAL_TERM_ENV: &str = "TERM=xterm";
+
 /// Everything needed to run one process in an isolated container.
 ///
 /// The caller owns both directories: `rootfs` is already prepared (a plain directory or a mounted
@@ -44,6 +47,10 @@ pub struct ProcessSpec {
     /// Absolute working directory inside the container.
     pub cwd: String,
     pub user: User,
+    /// Give the process a pseudo-terminal as stdin/stdout/stderr (`-t`); its master is read by
+    /// the runtime, so output arrives as one stream with `\n` turned into `\r\n`.
+    #[serde(default)]
+    pub terminal: bool,
 }
 
 /// Numeric identity of the process; names are resolved by the caller from the image's files.
@@ -142,6 +149,7 @@ impl ContainerSpec {
                 env: vec![DEFAULT_PATH_ENV.to_owned()],
                 cwd: "/".to_owned(),
                 user: User::default(),
+                terminal: false,
             },
             hostname,
             network: Network::None,
@@ -219,11 +227,15 @@ impl ContainerSpec {
         Ok(())
     }
 
-    /// The environment with [`DEFAULT_PATH_ENV`] added when `PATH` is missing.
+    /// The environment with [`DEFAULT_PATH_ENV`] added when `PATH` is missing, and, like
+    /// Docker, `TERM=xterm` under a terminal when `TERM` is missing.
     pub(crate) fn env_with_path(&self) -> Vec<String> {
         let mut env = self.process.env.clone();
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.push(DEFAULT_PATH_ENV.to_owned());
+        }
+        if self.process.terminal && !env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push(TERMINAL_TERM_ENV.to_owned());
         }
         env
     }
@@ -374,6 +386,21 @@ mod tests {
         );
         s.process.env = vec!["PATH=/bin".into()];
         assert_eq!(s.env_with_path(), vec!["PATH=/bin".to_owned()]);
+        s.process.terminal = true;
+        assert_eq!(
+            s.env_with_path(),
+            vec!["PATH=/bin".to_owned(), TERMINAL_TERM_ENV.to_owned()]
+        );
+        s.process.env = vec!["PATH=/bin".into(), "TERM=vt100".into()];
+        assert_eq!(s.env_with_path(), s.process.env);
+    }
+
+    #[test]
+    fn terminal_defaults_to_off_in_older_json() {
+        let mut value = serde_json::to_value(spec()).unwrap();
+        value["process"].as_object_mut().unwrap().remove("terminal");
+        let back: ContainerSpec = serde_json::from_value(value).unwrap();
+        assert!(!back.process.terminal);
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use rustix::process::{getppid, Pid, WaitOptions};
 
+use crate::observer::OutputStream;
 use crate::run::ExitStatus;
+use crate::terminal::PtyProxy;
 
 /// Signals a foreground run passes on to the container's init, like `docker run`'s sig-proxy.
 /// (An init without a handler ignores them, as in Docker; SIGKILL cannot be caught.)
@@ -103,40 +105,74 @@ impl Drop for SignalGuard {
     }
 }
 
-/// Runs until the init process `pid` has exited and every captured stream is at EOF:
-/// forwards signals to `pid`, collects the streams, and reaps `pid`. When `parent` is given and
-/// is no longer this process's parent, `pid` is SIGKILLed (the helper was orphaned).
+/// The container's output as this process sees it: pipes for stdout/stderr, or a pty.
+pub(crate) struct Streams {
+    /// Read ends of the stdout and stderr pipes, when those streams are piped.
+    pub(crate) pipes: [Option<File>; 2],
+    pub(crate) pty: Option<PtyProxy>,
+}
+
+/// When supervision ends once the process is reaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Until {
+    /// Every stream is at end of file: a container's init, whose exit tears down its pid
+    /// namespace and so closes every copy of the streams.
+    StreamsClosed,
+    /// What the pty holds now has been read: an exec'd process, whose background children
+    /// may keep the pty open for as long as the container runs.
+    PtyDrained,
+}
+
+/// Runs until `pid` has exited and its output is read (see [`Until`]): forwards signals to
+/// `pid` (SIGWINCH resizes the pty instead when it follows our terminal), hands output to
+/// `sink`, copies input into the pty, and reaps `pid`. When `parent` is given and is no
+/// longer this process's parent, `pid` is SIGKILLed (the helper was orphaned).
 pub(crate) fn supervise(
     pid: Pid,
     signals: &SignalGuard,
     parent: Option<Pid>,
-    mut streams: [Option<File>; 2],
-) -> io::Result<(ExitStatus, [Vec<u8>; 2])> {
+    streams: &mut Streams,
+    until: Until,
+    sink: &mut dyn FnMut(OutputStream, &[u8]),
+) -> io::Result<ExitStatus> {
+    const SOURCES: [OutputStream; 2] = [OutputStream::Stdout, OutputStream::Stderr];
     let mut orphan_killed = false;
-    let mut collected = [Vec::new(), Vec::new()];
     let mut buf = vec![0u8; 64 * 1024];
     let mut status = try_reap(pid)?;
     loop {
-        let open: Vec<usize> = (0..streams.len())
-            .filter(|&i| streams[i].is_some())
-            .collect();
-        if status.is_some() && open.is_empty() {
-            break;
+        if let Some(status) = status {
+            let pty_done = match (&mut streams.pty, until) {
+                (None, _) => true,
+                (Some(pty), Until::StreamsClosed) => !pty.is_open(),
+                (Some(pty), Until::PtyDrained) => {
+                    pty.read_master(&mut buf, &mut |bytes| sink(OutputStream::Stdout, bytes))?;
+                    true
+                }
+            };
+            if pty_done && streams.pipes.iter().all(Option::is_none) {
+                return Ok(status);
+            }
         }
         let mut pollfds = vec![libc::pollfd {
             fd: signals.fd.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         }];
-        pollfds.extend(
-            open.iter()
-                .filter_map(|&i| streams[i].as_ref())
-                .map(|file| libc::pollfd {
+        let mut pipe_polls = Vec::new();
+        for (i, pipe) in streams.pipes.iter().enumerate() {
+            if let Some(file) = pipe {
+                pipe_polls.push((pollfds.len(), i));
+                pollfds.push(libc::pollfd {
                     fd: file.as_raw_fd(),
                     events: libc::POLLIN,
                     revents: 0,
-                }),
-        );
+                });
+            }
+        }
+        let (master_poll, stdin_poll) = match &streams.pty {
+            Some(pty) => pty.add_pollfds(&mut pollfds),
+            None => (None, None),
+        };
         // SAFETY: `pollfds` is a valid, exclusively borrowed array of `pollfds.len()` entries.
         let rc = unsafe {
             libc::poll(
@@ -163,32 +199,49 @@ pub(crate) fn supervise(
         if pollfds[0].revents != 0 {
             for signal in signals.read_pending()? {
                 // SIGCHLD only wakes the loop up; the reap check above runs every round.
-                if signal != libc::SIGCHLD as u32 && status.is_none() {
-                    if let Some(signal) = rustix::process::Signal::from_named_raw(signal as i32) {
-                        // The init may be gone already: nothing to forward to then.
-                        let _ = rustix::process::kill_process(pid, signal);
+                if signal == libc::SIGCHLD as u32 || status.is_some() {
+                    continue;
+                }
+                if signal == libc::SIGWINCH as u32 {
+                    if let Some(pty) = streams.pty.as_ref().filter(|p| p.follows_window_size()) {
+                        pty.resize();
+                        continue;
                     }
+                }
+                if let Some(signal) = rustix::process::Signal::from_named_raw(signal as i32) {
+                    // The process may be gone already: nothing to forward to then.
+                    let _ = rustix::process::kill_process(pid, signal);
                 }
             }
         }
-        for (pollfd, &i) in pollfds[1..].iter().zip(&open) {
-            if pollfd.revents == 0 {
+        for (poll_index, i) in pipe_polls {
+            if pollfds[poll_index].revents == 0 {
                 continue;
             }
-            let Some(file) = streams[i].as_mut() else {
+            let Some(file) = streams.pipes[i].as_mut() else {
                 continue;
             };
             match file.read(&mut buf) {
-                Ok(0) => streams[i] = None,
-                Ok(n) => collected[i].extend_from_slice(&buf[..n]),
+                Ok(0) => streams.pipes[i] = None,
+                Ok(n) => sink(SOURCES[i], &buf[..n]),
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => return Err(err),
             }
         }
-    }
-    match status {
-        Some(status) => Ok((status, collected)),
-        None => Err(io::Error::other("container init was never reaped")),
+        if let Some(pty) = streams.pty.as_mut() {
+            let ready = |index: Option<usize>, mask: libc::c_short| {
+                index.is_some_and(|i| pollfds[i].revents & mask != 0)
+            };
+            if ready(master_poll, libc::POLLOUT) {
+                pty.flush_input()?;
+            }
+            if ready(master_poll, libc::POLLIN | libc::POLLHUP | libc::POLLERR) {
+                pty.read_master(&mut buf, &mut |bytes| sink(OutputStream::Stdout, bytes))?;
+            }
+            if ready(stdin_poll, libc::POLLIN | libc::POLLHUP | libc::POLLERR) {
+                pty.read_input(&mut buf)?;
+            }
+        }
     }
 }
 
@@ -232,10 +285,29 @@ mod tests {
     use super::*;
     use std::process::{Command, Stdio};
 
+    fn collect(
+        pid: Pid,
+        parent: Option<Pid>,
+        pipes: [Option<File>; 2],
+    ) -> (ExitStatus, [Vec<u8>; 2]) {
+        let signals = SignalGuard::block().unwrap();
+        let mut streams = Streams { pipes, pty: None };
+        let mut out = [Vec::new(), Vec::new()];
+        let status = supervise(
+            pid,
+            &signals,
+            parent,
+            &mut streams,
+            Until::StreamsClosed,
+            &mut |stream, bytes| out[stream as usize].extend_from_slice(bytes),
+        )
+        .unwrap();
+        (status, out)
+    }
+
     #[test]
     #[allow(clippy::zombie_processes)] // supervise reaps it with waitpid
     fn collects_both_streams_and_the_exit_code() {
-        let signals = SignalGuard::block().unwrap();
         // More than a pipe buffer on stdout, so reading must interleave with the child.
         let mut child = Command::new("sh")
             .args(["-c", "head -c 300000 /dev/zero; echo oops >&2; exit 3"])
@@ -244,11 +316,11 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = Pid::from_raw(child.id() as i32).unwrap();
-        let streams = [
+        let pipes = [
             child.stdout.take().map(|s| File::from(OwnedFd::from(s))),
             child.stderr.take().map(|s| File::from(OwnedFd::from(s))),
         ];
-        let (status, [out, err]) = supervise(pid, &signals, None, streams).unwrap();
+        let (status, [out, err]) = collect(pid, None, pipes);
         assert_eq!(status, ExitStatus::Exited(3));
         assert_eq!(out.len(), 300_000);
         assert_eq!(err, b"oops\n");
@@ -257,13 +329,12 @@ mod tests {
     #[test]
     #[allow(clippy::zombie_processes)] // supervise reaps it with waitpid
     fn reports_death_by_signal() {
-        let signals = SignalGuard::block().unwrap();
         let child = Command::new("sh")
             .args(["-c", "kill -9 $$"])
             .spawn()
             .unwrap();
         let pid = Pid::from_raw(child.id() as i32).unwrap();
-        let (status, _) = supervise(pid, &signals, None, [None, None]).unwrap();
+        let (status, _) = collect(pid, None, [None, None]);
         assert_eq!(status, ExitStatus::Signaled(9));
         assert_eq!(status.code(), 137);
     }
@@ -271,13 +342,60 @@ mod tests {
     #[test]
     #[allow(clippy::zombie_processes)] // supervise reaps it with waitpid
     fn kills_the_child_when_the_watched_parent_is_gone() {
-        let signals = SignalGuard::block().unwrap();
         let child = Command::new("sleep").arg("30").spawn().unwrap();
         let pid = Pid::from_raw(child.id() as i32).unwrap();
         // Pid 1 is never this test's parent, so the parent counts as gone at once.
         let started = std::time::Instant::now();
-        let (status, _) = supervise(pid, &signals, Some(Pid::INIT), [None, None]).unwrap();
+        let (status, _) = collect(pid, Some(Pid::INIT), [None, None]);
         assert_eq!(status, ExitStatus::Signaled(9));
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
+
+    #[test]
+    #[allow(clippy::zombie_processes)] // supervise reaps it with waitpid
+    fn a_drained_pty_ends_with_the_process_not_its_background_children() {
+        let (mut master, mut slave) = (-1, -1);
+        // SAFETY: openpty fills both descriptors on success.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0);
+        // SAFETY: fresh descriptors from openpty, owned here only.
+        let (master, slave) = unsafe { (File::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        // The background sleep keeps the slave open long after the shell exits.
+        let child = Command::new("sh")
+            .args(["-c", "echo hi; sleep 5 & exit 4"])
+            .stdin(Stdio::null())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        drop(slave);
+        let pid = Pid::from_raw(child.id() as i32).unwrap();
+        let signals = SignalGuard::block().unwrap();
+        let mut streams = Streams {
+            pipes: [None, None],
+            pty: Some(PtyProxy::new(master, false).unwrap()),
+        };
+        let mut out = Vec::new();
+        let started = std::time::Instant::now();
+        let status = supervise(
+            pid,
+            &signals,
+            None,
+            &mut streams,
+            Until::PtyDrained,
+            &mut |_, bytes| out.extend_from_slice(bytes),
+        )
+        .unwrap();
+        assert_eq!(status, ExitStatus::Exited(4));
+        assert_eq!(out, b"hi\r\n");
+        assert!(started.elapsed() < std::time::Duration::from_secs(4));
     }
 }

@@ -15,8 +15,10 @@ use std::process::{ExitCode, Output, Stdio};
 use std::time::Instant;
 
 use strata_runtime::{
-    helper_command, helper_spec_from_env, resolve_user, run, run_in_helper, Chain, ContainerSpec,
-    Limits, Network, OutputMode,
+    exec_helper_command, exec_in_helper, exec_request_from_env, helper_command,
+    helper_spec_from_env, resolve_user, run, run_in_helper, run_observed,
+    run_observed_watching_parent, Chain, ContainerSpec, ExecRequest, ExecSpec, ExitStatus,
+    InputMode, Limits, Network, ObserverError, OutputMode, OutputStream, RunObserver, RuntimeError,
 };
 
 type CaseResult = Result<(), String>;
@@ -86,8 +88,28 @@ impl Fixture {
                 }
             }
         }
+        if let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") {
+            let tmp = self.tmp.path().to_string_lossy().into_owned();
+            left.extend(
+                mounts
+                    .lines()
+                    .filter_map(|l| l.split(' ').nth(4))
+                    .filter(|point| point.starts_with(&tmp))
+                    .map(PathBuf::from),
+            );
+        }
         if let Ok(entries) = std::fs::read_dir(self.tmp.path()) {
             for entry in entries.flatten() {
+                for inner in std::fs::read_dir(entry.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    let name = inner.file_name().to_string_lossy().into_owned();
+                    if name == "console.sock" || name.starts_with("exec-") {
+                        left.push(inner.path());
+                    }
+                }
                 let state = entry.path().join("state");
                 if let Ok(mut inner) = std::fs::read_dir(&state) {
                     if let Some(Ok(e)) = inner.next() {
@@ -638,6 +660,393 @@ fn runtime_failures_exit_like_docker(fx: &Fixture) -> CaseResult {
     Ok(())
 }
 
+/// What an observer saw, with arrival times.
+#[derive(Default)]
+struct Recorder {
+    events: Vec<(Instant, String)>,
+    out: [Vec<u8>; 2],
+    fail_created: bool,
+}
+
+impl RunObserver for Recorder {
+    fn created(&mut self, pid: i32) -> Result<(), ObserverError> {
+        self.events.push((Instant::now(), format!("created {pid}")));
+        if self.fail_created {
+            return Err("network set-up failed".into());
+        }
+        Ok(())
+    }
+
+    fn started(&mut self, pid: i32) {
+        self.events.push((Instant::now(), format!("started {pid}")));
+    }
+
+    fn output(&mut self, stream: OutputStream, bytes: &[u8]) {
+        let index = match stream {
+            OutputStream::Stdout => 0,
+            OutputStream::Stderr => 1,
+        };
+        self.out[index].extend_from_slice(bytes);
+        self.events
+            .push((Instant::now(), format!("{stream:?} {}", text(bytes))));
+    }
+}
+
+fn observed_run_delivers_streams_separately_and_live(fx: &Fixture) -> CaseResult {
+    let spec = fx.spec(
+        "observed",
+        &["sh", "-c", "echo a; sleep 1; echo b >&2; exit 5"],
+    );
+    let mut recorder = Recorder::default();
+    let status = run_observed(&spec, &mut recorder).map_err(|e| Chain(&e).to_string())?;
+    let ended = Instant::now();
+    ensure!(status == ExitStatus::Exited(5), "status {status:?}");
+    ensure!(
+        recorder.out == [b"a\n".to_vec(), b"b\n".to_vec()],
+        "streams {:?} {:?}",
+        text(&recorder.out[0]),
+        text(&recorder.out[1])
+    );
+    let names: Vec<&str> = recorder
+        .events
+        .iter()
+        .map(|(_, e)| e.split(' ').next().unwrap_or_default())
+        .collect();
+    ensure!(
+        names == ["created", "started", "Stdout", "Stderr"],
+        "events {names:?}"
+    );
+    let (pids, first_output) = (
+        recorder.events[0].1.split(' ').nth(1) == recorder.events[1].1.split(' ').nth(1),
+        recorder.events[2].0,
+    );
+    ensure!(pids, "created and started name different pids");
+    // "a" reached the observer while the container was still sleeping.
+    let lead = ended.duration_since(first_output);
+    ensure!(
+        lead >= std::time::Duration::from_millis(700),
+        "first line arrived only {lead:?} before the end"
+    );
+    Ok(())
+}
+
+fn observer_error_aborts_and_cleans_up(fx: &Fixture) -> CaseResult {
+    let out = fx.tmp.path().join("abort-out");
+    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    let mut spec = fx.spec("abort", &["touch", "/out/ran"]);
+    spec.mounts.push(strata_runtime::BindMount {
+        source: out.clone(),
+        destination: "/out".into(),
+        readonly: false,
+    });
+    let mut recorder = Recorder {
+        fail_created: true,
+        ..Recorder::default()
+    };
+    let result = run_observed(&spec, &mut recorder);
+    ensure!(
+        matches!(&result, Err(RuntimeError::Observer { .. })),
+        "result {:?}",
+        result.map_err(|e| Chain(&e).to_string())
+    );
+    let message = result
+        .err()
+        .map(|e| Chain(&e).to_string())
+        .unwrap_or_default();
+    ensure!(
+        message.contains("network set-up failed"),
+        "message {message:?}"
+    );
+    ensure!(
+        recorder.events.len() == 1 && !out.join("ran").exists(),
+        "the user process ran: {:?}",
+        recorder.events.iter().map(|(_, e)| e).collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
+fn terminal_run_gives_a_pty_and_one_stream(fx: &Fixture) -> CaseResult {
+    let script = "tty; test -t 0 && echo in-tty; echo err >&2; echo $TERM";
+    let mut spec = fx.spec("tty", &["sh", "-c", script]);
+    spec.process.terminal = true;
+    spec.stdio.stdin = InputMode::Null;
+    let mut recorder = Recorder::default();
+    let status = run_observed(&spec, &mut recorder).map_err(|e| Chain(&e).to_string())?;
+    let expected = "/dev/pts/0\r\nin-tty\r\nerr\r\nxterm\r\n";
+    ensure!(
+        status.success() && text(&recorder.out[0]) == expected && recorder.out[1].is_empty(),
+        "status {status:?}, stdout {:?}, stderr {:?}",
+        text(&recorder.out[0]),
+        text(&recorder.out[1])
+    );
+    // Through the helper, whose stdout the pty is copied to.
+    let out = fx.helper(&spec)?;
+    ensure!(
+        out.status.success() && text(&out.stdout) == expected && out.stderr.is_empty(),
+        "helper: {}",
+        describe(&out)
+    );
+    Ok(())
+}
+
+/// Env var that makes this binary a "holder": it runs the spec with `run_observed`, prints
+/// `started` once the container runs, and exits with its status.
+const HOLDER_ENV: &str = "STRATA_TEST_HOLDER_SPEC";
+
+struct HolderObserver;
+
+impl RunObserver for HolderObserver {
+    fn created(&mut self, _pid: i32) -> Result<(), ObserverError> {
+        Ok(())
+    }
+
+    fn started(&mut self, pid: i32) {
+        println!("started {pid}");
+        let _ = std::io::stdout().flush();
+    }
+
+    fn output(&mut self, _stream: OutputStream, _bytes: &[u8]) {}
+}
+
+fn holder_main(json: &str) -> ExitCode {
+    let Ok(spec) = serde_json::from_str::<ContainerSpec>(json) else {
+        return ExitCode::FAILURE;
+    };
+    // Tied to the runner: a failing case must not leave the container running.
+    let parent = rustix::process::getppid().map_or(1, |p| p.as_raw_nonzero().get());
+    match run_observed_watching_parent(&spec, parent, &mut HolderObserver) {
+        Ok(status) => ExitCode::from(u8::try_from(status.code()).unwrap_or(u8::MAX)),
+        Err(err) => {
+            eprintln!("error: {}", Chain(&err));
+            ExitCode::from(125)
+        }
+    }
+}
+
+/// A container kept running by a holder process until the holder is sent SIGTERM.
+struct Held {
+    child: std::process::Child,
+}
+
+impl Held {
+    fn start(spec: &ContainerSpec) -> Result<Self, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let json = serde_json::to_string(spec).map_err(|e| e.to_string())?;
+        let mut child = std::process::Command::new(exe)
+            .env(HOLDER_ENV, json)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let mut line = String::new();
+        if let Some(stdout) = child.stdout.take() {
+            let mut reader = std::io::BufReader::new(stdout);
+            std::io::BufRead::read_line(&mut reader, &mut line).map_err(|e| e.to_string())?;
+        }
+        let held = Self { child };
+        ensure!(line.starts_with("started "), "holder said {line:?}");
+        Ok(held)
+    }
+
+    /// SIGTERM (forwarded to the container's init), then the holder's exit code.
+    fn stop(mut self) -> Result<Option<i32>, String> {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).ok_or("bad pid")?;
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM)
+            .map_err(|e| e.to_string())?;
+        let status = self.child.wait().map_err(|e| e.to_string())?;
+        Ok(status.code())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // Only reached when `stop` was not: the container dies with its holder's parent
+        // watch only if the runner dies, so kill it through the holder's signal forwarding.
+        if let Ok(None) = self.child.try_wait() {
+            if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `spec` in container `id` (dir `dir`) through an exec helper with `stdin` bytes.
+fn exec_helper(dir: &Path, id: &str, spec: ExecSpec, stdin: &[u8]) -> Result<Output, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let request = ExecRequest {
+        dir: dir.to_owned(),
+        id: id.to_owned(),
+        spec,
+    };
+    let mut child = exec_helper_command(exe, &request)
+        .map_err(|e| e.to_string())?
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    if let Some(mut pipe) = child.stdin.take() {
+        pipe.write_all(stdin).map_err(|e| e.to_string())?;
+    }
+    child.wait_with_output().map_err(|e| e.to_string())
+}
+
+fn exec_runs_in_the_running_container(fx: &Fixture) -> CaseResult {
+    let mut spec = fx.spec(
+        "exec",
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 0' TERM; while :; do sleep 0.05; done",
+        ],
+    );
+    spec.process.env.push("FOO=bar".into());
+    let held = Held::start(&spec)?;
+    let run = |args: &[&str], edit: &dyn Fn(&mut ExecSpec), stdin: &[u8]| {
+        let mut exec = ExecSpec::new(args.iter().map(|a| (*a).to_owned()).collect());
+        edit(&mut exec);
+        exec_helper(&spec.dir, &spec.id, exec, stdin)
+    };
+    let none = |_: &mut ExecSpec| {};
+    type Check = (
+        &'static str,
+        &'static [&'static str],
+        Box<dyn Fn(&mut ExecSpec)>,
+        Option<i32>,
+        &'static str,
+    );
+    let cases: Vec<Check> = vec![
+        (
+            "init",
+            &["cat", "/proc/1/cmdline"],
+            Box::new(none),
+            Some(0),
+            "sh\0-c\0trap",
+        ),
+        (
+            "exit 3",
+            &["sh", "-c", "exit 3"],
+            Box::new(none),
+            Some(3),
+            "",
+        ),
+        (
+            "exit 127",
+            &["sh", "-c", "exit 127"],
+            Box::new(none),
+            Some(127),
+            "",
+        ),
+        (
+            "env",
+            &["sh", "-c", "echo $FOO $X"],
+            Box::new(|e: &mut ExecSpec| e.env.push("X=1".into())),
+            Some(0),
+            "bar 1\n",
+        ),
+        (
+            "user",
+            &["id", "-u"],
+            Box::new(|e: &mut ExecSpec| {
+                e.user = Some(strata_runtime::User {
+                    uid: 1000,
+                    gid: 0,
+                    additional_gids: Vec::new(),
+                })
+            }),
+            Some(0),
+            "1000\n",
+        ),
+        (
+            "cwd",
+            &["pwd"],
+            Box::new(|e: &mut ExecSpec| e.cwd = Some("/tmp".into())),
+            Some(0),
+            "/tmp\n",
+        ),
+        (
+            "terminal",
+            &["sh", "-c", "tty; test -t 1 && echo out-tty"],
+            Box::new(|e: &mut ExecSpec| e.terminal = true),
+            Some(0),
+            "/dev/pts/0\r\nout-tty\r\n",
+        ),
+    ];
+    for (name, args, edit, code, stdout) in &cases {
+        let out = run(args, edit.as_ref(), b"")?;
+        ensure!(
+            out.status.code() == *code && text(&out.stdout).contains(stdout),
+            "{name}: {}",
+            describe(&out)
+        );
+    }
+    // -i -t: our stdin is copied into the pty (and echoed by it, as a terminal does).
+    let interactive = |e: &mut ExecSpec| {
+        e.terminal = true;
+        e.stdin = InputMode::Inherit;
+    };
+    let out = run(&["sh", "-c", "read x; echo got-$x"], &interactive, b"abc\n")?;
+    ensure!(
+        out.status.success() && text(&out.stdout).contains("got-abc\r\n"),
+        "-i -t: {}",
+        describe(&out)
+    );
+    // -i without a terminal: the process reads our stdin directly.
+    let out = run(
+        &["cat"],
+        &|e: &mut ExecSpec| e.stdin = InputMode::Inherit,
+        b"piped\n",
+    )?;
+    ensure!(
+        out.status.success() && out.stdout == b"piped\n",
+        "-i: {}",
+        describe(&out)
+    );
+    // Docker 20.10's `docker exec` gives 126 when the command cannot be started at all.
+    let out = run(&["/no/such/binary"], &none, b"")?;
+    ensure!(
+        out.status.code() == Some(126) && text(&out.stderr).contains("not found"),
+        "missing binary: {}",
+        describe(&out)
+    );
+    let out = run(&["/secret"], &none, b"")?;
+    ensure!(
+        out.status.code() == Some(126),
+        "not executable: {}",
+        describe(&out)
+    );
+
+    let state = spec.dir.join("state").join(&spec.id);
+    let tenant_left: Vec<_> = std::fs::read_dir(&state)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("tenant-"))
+        .collect();
+    ensure!(
+        tenant_left.is_empty(),
+        "exec left {tenant_left:?} in {state:?}"
+    );
+
+    let code = held.stop()?;
+    ensure!(code == Some(0), "holder exited {code:?}");
+    // Stopped: a typed error in-process, exit code 1 through the helper (as `docker exec`).
+    let result = strata_runtime::exec(&spec.dir, &spec.id, &ExecSpec::new(vec!["true".into()]));
+    ensure!(
+        matches!(result, Err(RuntimeError::NotRunning { .. })),
+        "exec after stop: {result:?}"
+    );
+    let out = run(&["true"], &none, b"")?;
+    ensure!(
+        out.status.code() == Some(1) && text(&out.stderr).contains("not running"),
+        "exec after stop through the helper: {}",
+        describe(&out)
+    );
+    Ok(())
+}
+
 const CASES: &[(&str, Case)] = &[
     ("exit_code_is_the_containers", exit_code_is_the_containers),
     ("output_is_captured", output_is_captured),
@@ -696,7 +1105,34 @@ const CASES: &[(&str, Case)] = &[
         "runtime_failures_exit_like_docker",
         runtime_failures_exit_like_docker,
     ),
+    (
+        "observed_run_delivers_streams_separately_and_live",
+        observed_run_delivers_streams_separately_and_live,
+    ),
+    (
+        "observer_error_aborts_and_cleans_up",
+        observer_error_aborts_and_cleans_up,
+    ),
+    (
+        "terminal_run_gives_a_pty_and_one_stream",
+        terminal_run_gives_a_pty_and_one_stream,
+    ),
+    (
+        "exec_runs_in_the_running_container",
+        exec_runs_in_the_running_container,
+    ),
 ];
+
+/// The exec helper role: run the request, exit with the process's code.
+fn exec_helper_main(request: &ExecRequest) -> ExitCode {
+    match exec_in_helper(request) {
+        Ok(status) => ExitCode::from(u8::try_from(status.code()).unwrap_or(u8::MAX)),
+        Err(err) => {
+            eprintln!("error: {}", Chain(&err));
+            ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(125))
+        }
+    }
+}
 
 /// The helper role: run the container this process was re-executed for, exit with its code.
 fn helper_main(spec: &ContainerSpec) -> ExitCode {
@@ -712,6 +1148,17 @@ fn helper_main(spec: &ContainerSpec) -> ExitCode {
 fn main() -> ExitCode {
     if let Ok(json) = std::env::var(MIDDLE_ENV) {
         return middle_main(&json);
+    }
+    if let Ok(json) = std::env::var(HOLDER_ENV) {
+        return holder_main(&json);
+    }
+    match exec_request_from_env() {
+        Ok(Some(request)) => return exec_helper_main(&request),
+        Ok(None) => {}
+        Err(err) => {
+            eprintln!("error: {}", Chain(&err));
+            return ExitCode::from(125);
+        }
     }
     match helper_spec_from_env() {
         Ok(Some(spec)) => return helper_main(&spec),
