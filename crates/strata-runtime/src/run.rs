@@ -14,6 +14,7 @@ use crate::error::RuntimeError;
 use crate::loopback::bring_up_loopback;
 use crate::mount_stubs::{MountStubs, MountTarget};
 use crate::oci::oci_spec;
+use crate::pasta::start_network;
 use crate::spec::{ContainerSpec, InputMode, Network, OutputMode};
 use crate::supervise::{supervise, wait_for, SignalGuard};
 
@@ -149,6 +150,9 @@ fn run_created_bundle(
             source,
         })?;
     }
+    // Bridge: pasta configures the namespace and binds the ports before the init starts; it is
+    // stopped once the init is reaped, and killed if anything below returns early.
+    let network = start_network(spec, pid.as_raw_pid())?;
 
     let wait_err = |source| RuntimeError::Wait {
         id: spec.id.clone(),
@@ -168,6 +172,9 @@ fn run_created_bundle(
     let (status, [stdout, stderr]) =
         supervise(pid, &signals, parent, [stdout_reader, stderr_reader]).map_err(wait_err)?;
     running.reaped = true;
+    if let Some(pasta) = network {
+        pasta.stop();
+    }
     drop(signals);
     running.delete()?;
     Ok(RunOutput {

@@ -30,6 +30,10 @@ macro_rules! ensure {
     };
 }
 
+// After `ensure!`, which it uses.
+#[path = "support/network.rs"]
+mod network;
+
 struct Fixture {
     tmp: tempfile::TempDir,
     rootfs: PathBuf,
@@ -695,6 +699,26 @@ const CASES: &[(&str, Case)] = &[
     (
         "runtime_failures_exit_like_docker",
         runtime_failures_exit_like_docker,
+    ),
+    (
+        "bridge_published_port_reaches_the_container",
+        network::published_port_reaches_the_container,
+    ),
+    (
+        "bridge_two_containers_publish_different_ports",
+        network::two_containers_publish_different_ports,
+    ),
+    (
+        "bridge_container_reaches_the_host_network",
+        network::container_reaches_the_host_network,
+    ),
+    (
+        "bridge_publishing_a_busy_port_is_a_typed_error",
+        network::publishing_a_busy_port_is_a_typed_error,
+    ),
+    (
+        "bridge_killed_helper_leaves_no_pasta",
+        network::killed_helper_leaves_no_pasta,
     ),
 ];
 
