@@ -720,6 +720,10 @@ const CASES: &[(&str, Case)] = &[
         "bridge_killed_helper_leaves_no_pasta",
         network::killed_helper_leaves_no_pasta,
     ),
+    (
+        "bridge_missing_pasta_says_what_to_install",
+        network::missing_pasta_says_what_to_install,
+    ),
 ];
 
 /// The helper role: run the container this process was re-executed for, exit with its code.
@@ -773,6 +777,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.iter().any(|a| a == "--measure-network") {
+        return match network::measure_start_latency(&fixture) {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(why) => {
+                eprintln!("measurement failed: {why}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let (mut passed, mut failed) = (0, Vec::new());
     for (name, case) in &selected {
         let started = Instant::now();

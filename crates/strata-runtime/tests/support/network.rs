@@ -327,3 +327,49 @@ fn remove_orphan(spec: &ContainerSpec) {
     }
     let _ = std::fs::remove_dir_all(spec.dir.join("state").join(&spec.id));
 }
+
+/// Opt-in figure (`isolation --measure-network`): median wall time of create → start → wait →
+/// delete of `true` with no network and with the bridge, 20 in-process runs each.
+pub(crate) fn measure_start_latency(fx: &Fixture) -> Result<String, String> {
+    const RUNS: usize = 20;
+    let mut report = String::new();
+    for network in [Network::None, Network::Bridge] {
+        let mut times = Vec::with_capacity(RUNS);
+        for i in 0..RUNS {
+            let mut spec = fx.spec(&format!("measure-{network:?}-{i}"), &["true"]);
+            spec.network = network;
+            spec.etc_files = EtcFiles::docker_defaults_for(network, &spec.hostname)
+                .map_err(|e| Chain(&e).to_string())?;
+            let started = Instant::now();
+            let out = run(&spec).map_err(|e| Chain(&e).to_string())?;
+            times.push(started.elapsed());
+            ensure!(out.status.success(), "{network:?}: {:?}", out.status);
+        }
+        times.sort();
+        report.push_str(&format!(
+            "{network:?}: median {:.1} ms, min {:.1} ms, max {:.1} ms ({RUNS} runs of true)\n",
+            times[RUNS / 2].as_secs_f64() * 1e3,
+            times[0].as_secs_f64() * 1e3,
+            times[RUNS - 1].as_secs_f64() * 1e3,
+        ));
+    }
+    Ok(report)
+}
+
+pub(crate) fn missing_pasta_says_what_to_install(fx: &Fixture) -> CaseResult {
+    let spec = bridged(fx, "nopasta", &["true"], &[])?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = helper_command(exe, &spec)
+        .map_err(|e| e.to_string())?
+        .env("PATH", "/nonexistent")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    ensure!(
+        out.status.code() == Some(125)
+            && text(&out.stderr).contains("install the passt package (apt-get install passt)"),
+        "{}",
+        describe(&out)
+    );
+    Ok(())
+}
