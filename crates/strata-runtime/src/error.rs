@@ -92,6 +92,38 @@ pub enum RuntimeError {
         source: io::Error,
     },
 
+    #[error("invalid published port {value:?}: {reason}")]
+    InvalidPublish { value: String, reason: String },
+
+    #[error("failed to find a free host port on {address}")]
+    AllocatePort {
+        address: std::net::SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("bridge networking needs pasta, which was not found in PATH: install the passt package (apt-get install passt)")]
+    PastaMissing,
+
+    #[error("failed to start pasta for container {id}")]
+    PastaSpawn {
+        id: String,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("pasta failed to set up the network of container {id} ({status}): {message}")]
+    PastaFailed {
+        id: String,
+        status: String,
+        message: String,
+    },
+
+    #[error("host port {port}/{protocol} is already in use (publishing {mapping})", port = mapping.host_port, protocol = mapping.protocol.as_str())]
+    PortInUse {
+        mapping: crate::network::PortMapping,
+    },
+
     #[error("container {id} has no init process id after creation")]
     NoPid { id: String },
 

@@ -1,7 +1,8 @@
 //! strata-runtime: runs a process in an isolated container, with Docker's default isolation.
 //!
 //! It owns the translation of strata's [`ContainerSpec`] into an OCI runtime spec (new mount,
-//! pid, uts, ipc and — unless host networking — net namespaces with `lo` up; `/proc` with
+//! pid, uts, ipc and — unless host networking — net namespaces with `lo` up (and, for the
+//! bridge network, a `pasta` process giving it outbound TCP/UDP and published ports); `/proc` with
 //! Docker's masked and read-only paths; a tmpfs `/dev` with the minimal nodes, `/dev/pts`,
 //! `/dev/shm`, `/dev/mqueue`; read-only `/sys` and no cgroupfs; Docker's default capability set;
 //! no-new-privileges; a `/strata/<id>` cgroup with optional limits), `USER` resolution against
@@ -13,8 +14,8 @@
 //! some other process is running.
 //!
 //! It must never mount or unpack image layers (the caller hands it a ready rootfs: this crate
-//! does not depend on strata-store), never print, and never leave a cgroup, runtime state or a
-//! mount point it had to create (`/proc`, `/etc/hosts`, a `-v` target…) behind once [`run`]
+//! does not depend on strata-store), never print, and never leave a cgroup, runtime state, a `pasta`
+//! process or a mount point it had to create (`/proc`, `/etc/hosts`, a `-v` target…) behind once [`run`]
 //! returns: on an overlay those would otherwise land in the upper dir, i.e. in a layer.
 //! `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` are bind-mounted from the
 //! per-container directory for the same reason.
@@ -52,8 +53,10 @@ mod exec;
 mod helper;
 mod loopback;
 mod mount_stubs;
+mod network;
 mod observer;
 mod oci;
+mod pasta;
 mod run;
 mod spec;
 mod supervise;
@@ -68,6 +71,10 @@ pub use helper::{
     HELPER_SPEC_ENV,
 };
 pub use observer::{ObserverError, OutputStream, RunObserver};
+pub use network::{
+    allocate_host_ports, parse_publish, PortMapping, Protocol, BRIDGE_ADDRESS, BRIDGE_GATEWAY,
+    BRIDGE_PREFIX_LEN,
+};
 pub use oci::{oci_spec, DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS};
 pub use run::{run, run_observed, run_observed_watching_parent, ExitStatus, RunOutput};
 pub use spec::{

@@ -107,7 +107,7 @@ pub fn oci_spec(spec: &ContainerSpec) -> Result<Spec, RuntimeError> {
         LinuxNamespaceType::Uts,
         LinuxNamespaceType::Mount,
     ];
-    if spec.network == Network::None {
+    if spec.network != Network::Host {
         namespace_types.push(LinuxNamespaceType::Network);
     }
     let namespaces = namespace_types
@@ -307,6 +307,10 @@ mod tests {
                 vec![T::Pid, T::Ipc, T::Uts, T::Mount, T::Network],
             ),
             (Network::Host, vec![T::Pid, T::Ipc, T::Uts, T::Mount]),
+            (
+                Network::Bridge,
+                vec![T::Pid, T::Ipc, T::Uts, T::Mount, T::Network],
+            ),
         ];
         for (network, expected) in cases {
             let mut s = spec();

@@ -15,6 +15,7 @@ use crate::loopback::bring_up_loopback;
 use crate::mount_stubs::{MountStubs, MountTarget};
 use crate::observer::{RunObserver, StdioRouter};
 use crate::oci::oci_spec;
+use crate::pasta::start_network;
 use crate::spec::{ContainerSpec, InputMode, Network, OutputMode};
 use crate::supervise::{supervise, wait_for, SignalGuard, Streams, Until};
 use crate::terminal::{ConsoleSocket, PtyProxy};
@@ -244,6 +245,9 @@ fn run_created_bundle(
             source,
         })?;
     }
+    // Bridge: pasta configures the namespace and binds the ports before the init starts; it is
+    // stopped once the init is reaped, and killed if anything below returns early.
+    let network = start_network(spec, pid.as_raw_pid())?;
     observer
         .created(pid.as_raw_pid())
         .map_err(|source| RuntimeError::Observer {
@@ -277,6 +281,9 @@ fn run_created_bundle(
     )
     .map_err(wait_err)?;
     running.reaped = true;
+    if let Some(pasta) = network {
+        pasta.stop();
+    }
     drop(signals);
     // Restores our terminal before anything else can fail.
     drop(streams);

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::RuntimeError;
+use crate::network::{bridge_hosts, bridge_resolv_conf, PortMapping};
 
 /// Docker's `PATH` for containers whose image sets none (libcontainer's validator requires one).
 pub const DEFAULT_PATH_ENV: &str =
@@ -30,6 +31,9 @@ pub struct ContainerSpec {
     pub process: ProcessSpec,
     pub hostname: String,
     pub network: Network,
+    /// Published ports (`-p`); only with [`Network::Bridge`], every host port resolved (non-zero).
+    #[serde(default)]
+    pub ports: Vec<PortMapping>,
     pub readonly_rootfs: bool,
     /// Extra bind mounts (`-v host:ctr[:ro]`), applied after the standard mounts.
     pub mounts: Vec<BindMount>,
@@ -68,6 +72,9 @@ pub enum Network {
     Host,
     /// A new network namespace holding only a loopback device (`--network none`).
     None,
+    /// A new network namespace with outbound TCP/UDP and published ports through `pasta`
+    /// (`strata run`'s default, Docker's `bridge` in behaviour; see `docs/ARCHITECTURE.md`).
+    Bridge,
 }
 
 /// A host path bind-mounted into the container.
@@ -153,6 +160,7 @@ impl ContainerSpec {
             },
             hostname,
             network: Network::None,
+            ports: Vec::new(),
             readonly_rootfs: false,
             mounts: Vec::new(),
             etc_files: EtcFiles {
@@ -224,6 +232,37 @@ impl ContainerSpec {
                 )));
             }
         }
+        self.validate_ports().map_err(invalid)
+    }
+
+    fn validate_ports(&self) -> Result<(), String> {
+        if !self.ports.is_empty() && self.network != Network::Bridge {
+            return Err(format!(
+                "ports can only be published on the bridge network, not {:?}",
+                self.network
+            ));
+        }
+        for (i, m) in self.ports.iter().enumerate() {
+            if m.host_port == 0 {
+                return Err(format!(
+                    "host port of {m} is 0: resolve it with allocate_host_ports first"
+                ));
+            }
+            if m.container_port == 0 {
+                return Err(format!("container port of {m} is 0"));
+            }
+            if m.host_ip.is_some_and(|ip| ip.is_ipv6()) {
+                return Err(format!(
+                    "{m}: the bridge network is IPv4-only, IPv6 host addresses are not supported"
+                ));
+            }
+            let clash = self.ports[..i].iter().any(|o| {
+                o.protocol == m.protocol && o.host_port == m.host_port && o.host_ip == m.host_ip
+            });
+            if clash {
+                return Err(format!("{m}: the host port is published twice"));
+            }
+        }
         Ok(())
     }
 
@@ -269,12 +308,28 @@ impl ProcessSpec {
 
 impl EtcFiles {
     /// Docker's choice: for `Host`, copies of the host's `/etc/hosts` and `/etc/resolv.conf`; for
-    /// `None`, loopback-only hosts and the host's resolv.conf. A missing host file gives `None`.
+    /// `None`, loopback-only hosts and the host's resolv.conf; for `Bridge`, loopback-only hosts
+    /// (see [`EtcFiles::docker_defaults_for`] for the hostname line) and the host's resolv.conf
+    /// without the nameservers the container cannot reach. A missing host file gives `None`.
     pub fn docker_defaults(network: Network) -> Result<Self, RuntimeError> {
-        let resolv_conf = read_optional(Path::new("/etc/resolv.conf"))?;
-        let hosts = match network {
-            Network::Host => read_optional(Path::new("/etc/hosts"))?,
-            Network::None => Some(LOOPBACK_HOSTS.to_owned()),
+        Self::docker_defaults_for(network, "")
+    }
+
+    /// [`EtcFiles::docker_defaults`], with `/etc/hosts` of a `Bridge` container naming its own
+    /// address as `hostname`, like Docker's.
+    pub fn docker_defaults_for(network: Network, hostname: &str) -> Result<Self, RuntimeError> {
+        let host_resolv = read_optional(Path::new("/etc/resolv.conf"))?;
+        let (hosts, resolv_conf) = match network {
+            Network::Host => (read_optional(Path::new("/etc/hosts"))?, host_resolv),
+            Network::None => (Some(LOOPBACK_HOSTS.to_owned()), host_resolv),
+            Network::Bridge => {
+                let systemd = read_optional(Path::new(SYSTEMD_RESOLVED_UPSTREAM))?;
+                let resolv = bridge_resolv_conf(
+                    host_resolv.as_deref().unwrap_or_default(),
+                    systemd.as_deref(),
+                );
+                (Some(bridge_hosts(hostname)), Some(resolv))
+            }
         };
         Ok(Self {
             hostname: true,
@@ -283,6 +338,10 @@ impl EtcFiles {
         })
     }
 }
+
+/// systemd-resolved's list of upstream servers, used when the host's resolv.conf names only its
+/// 127.0.0.53 stub (as Docker does).
+const SYSTEMD_RESOLVED_UPSTREAM: &str = "/run/systemd/resolve/resolv.conf";
 
 /// `/etc/hosts` of a container without the host's network, as Docker writes it.
 pub const LOOPBACK_HOSTS: &str =
@@ -438,6 +497,58 @@ mod tests {
         let json = serde_json::to_string(&s).unwrap();
         let back: ContainerSpec = serde_json::from_str(&json).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn ports_are_validated_against_the_network() {
+        let port = |host_port, host_ip: Option<&str>| crate::network::PortMapping {
+            host_ip: host_ip.map(|ip| ip.parse().unwrap()),
+            host_port,
+            container_port: 80,
+            protocol: crate::network::Protocol::Tcp,
+        };
+        let cases: Vec<(Network, Vec<_>, bool)> = vec![
+            (Network::Bridge, vec![port(8080, None)], true),
+            (Network::Bridge, vec![], true),
+            (Network::None, vec![port(8080, None)], false),
+            (Network::Host, vec![port(8080, None)], false),
+            (Network::Bridge, vec![port(0, None)], false),
+            (Network::Bridge, vec![port(8080, Some("::1"))], false),
+            (
+                Network::Bridge,
+                vec![port(8080, None), port(8080, None)],
+                false,
+            ),
+            (
+                Network::Bridge,
+                vec![port(8080, None), port(8080, Some("127.0.0.1"))],
+                true,
+            ),
+        ];
+        for (network, ports, ok) in cases {
+            let mut s = spec();
+            s.network = network;
+            s.ports = ports.clone();
+            assert_eq!(s.validate().is_ok(), ok, "{network:?} {ports:?}");
+        }
+    }
+
+    #[test]
+    fn specs_without_ports_still_deserialize() {
+        let mut value = serde_json::to_value(spec()).unwrap();
+        value.as_object_mut().unwrap().remove("ports");
+        let back: ContainerSpec = serde_json::from_value(value).unwrap();
+        assert!(back.ports.is_empty());
+    }
+
+    #[test]
+    fn bridge_etc_files_name_the_container() {
+        let etc = EtcFiles::docker_defaults_for(Network::Bridge, "abcdef012345").unwrap();
+        let hosts = etc.hosts.unwrap();
+        assert!(hosts.ends_with("10.88.0.2\tabcdef012345\n"), "{hosts}");
+        let resolv = etc.resolv_conf.unwrap();
+        assert!(resolv.contains("nameserver "), "{resolv}");
+        assert!(!resolv.contains("nameserver 127."), "{resolv}");
     }
 
     #[test]

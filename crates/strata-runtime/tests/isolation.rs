@@ -32,6 +32,10 @@ macro_rules! ensure {
     };
 }
 
+// After `ensure!`, which it uses.
+#[path = "support/network.rs"]
+mod network;
+
 struct Fixture {
     tmp: tempfile::TempDir,
     rootfs: PathBuf,
@@ -1121,6 +1125,30 @@ const CASES: &[(&str, Case)] = &[
         "exec_runs_in_the_running_container",
         exec_runs_in_the_running_container,
     ),
+    (
+        "bridge_published_port_reaches_the_container",
+        network::published_port_reaches_the_container,
+    ),
+    (
+        "bridge_two_containers_publish_different_ports",
+        network::two_containers_publish_different_ports,
+    ),
+    (
+        "bridge_container_reaches_the_host_network",
+        network::container_reaches_the_host_network,
+    ),
+    (
+        "bridge_publishing_a_busy_port_is_a_typed_error",
+        network::publishing_a_busy_port_is_a_typed_error,
+    ),
+    (
+        "bridge_killed_helper_leaves_no_pasta",
+        network::killed_helper_leaves_no_pasta,
+    ),
+    (
+        "bridge_missing_pasta_says_what_to_install",
+        network::missing_pasta_says_what_to_install,
+    ),
 ];
 
 /// The exec helper role: run the request, exit with the process's code.
@@ -1196,6 +1224,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.iter().any(|a| a == "--measure-network") {
+        return match network::measure_start_latency(&fixture) {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(why) => {
+                eprintln!("measurement failed: {why}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let (mut passed, mut failed) = (0, Vec::new());
     for (name, case) in &selected {
         let started = Instant::now();
