@@ -21,9 +21,12 @@ mod create;
 mod error;
 mod lifecycle;
 mod log;
+mod monitor;
 mod names;
+mod network;
 mod record;
 mod rootfs;
+mod inspect;
 mod volume;
 
 pub use create::{create, CreateOptions};
@@ -32,11 +35,14 @@ pub use lifecycle::{
     exec_monitor, kill, list, lookup, monitor_alive, monitor_command, parse_signal, prune,
     reload, remove, start, stop, wait, MonitorRequest, MONITOR_ENV,
 };
+pub use monitor::run_monitor;
+pub use names::random_id;
 pub use log::{read_log, LogEntry, LogOptions, LogStream};
 pub use record::{
     Container, ContainerConfig, ContainerPaths, ContainerState, MountSpec, NetworkMode,
     PortBinding, ResourceLimits, RestartPolicy, Status,
 };
+pub use inspect::inspect_view;
 pub use volume::{ensure_volume, list_volumes, remove_volume, volume_path, Volume};
 
 /// `error: cause: cause…` on one line, for the state record.

@@ -22,8 +22,9 @@ const SURNAMES: &[&str] = &[
     "torvalds", "turing", "wilkes", "wing", "wozniak",
 ];
 
-/// 32 random bytes from the kernel as 64 lowercase hex characters.
-pub(crate) fn random_id() -> Result<String, ContainerError> {
+/// 32 random bytes from the kernel as 64 lowercase hex characters (container ids, and
+/// the names of anonymous volumes).
+pub fn random_id() -> Result<String, ContainerError> {
     let mut bytes = [0u8; 32];
     let path = "/dev/urandom";
     std::fs::File::open(path)

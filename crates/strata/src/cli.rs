@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub(crate) use crate::cli_container::*;
+
 #[derive(Parser)]
 #[command(
     name = "strata",
@@ -65,6 +67,66 @@ pub(crate) enum Command {
     Lint(LintArgs),
     /// Build an image from a Dockerfile
     Build(BuildArgs),
+    /// Create and run a new container from an image
+    Run(RunArgs),
+    /// Create a new container
+    Create(CreateArgs),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(ContainersArgs),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// List containers
+    Ps(PsArgs),
+    /// Run a command in a running container
+    Exec(ExecArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCommand),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ContainerCommand {
+    /// Create and run a new container from an image
+    Run(RunArgs),
+    /// Create a new container
+    Create(CreateArgs),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(ContainersArgs),
+    /// Remove one or more containers
+    #[command(alias = "remove")]
+    Rm(RmArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// List containers
+    #[command(aliases = ["ps", "list"])]
+    Ls(PsArgs),
+    /// Run a command in a running container
+    Exec(ExecArgs),
+    /// Display detailed information on one or more containers
+    Inspect(InspectArgs),
+    /// Remove all stopped containers
+    Prune(ContainerPruneArgs),
 }
 
 #[derive(Subcommand)]

@@ -103,7 +103,9 @@ failure_from!(
     strata_build::BuildError,
     strata_image::ImageError,
     strata_store::StoreError,
-    strata_oci::ReferenceError
+    strata_oci::ReferenceError,
+    strata_container::ContainerError,
+    strata_runtime::RuntimeError
 );
 
 failure_from!(std::io::Error);

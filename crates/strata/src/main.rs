@@ -2,6 +2,7 @@
 //! No logic a library should own lives here.
 
 mod cli;
+mod cli_container;
 mod commands;
 mod failure;
 mod render;
@@ -11,10 +12,14 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // A container's monitor: `strata run`/`start` re-executed this binary for one container.
+    if let Some(request) = strata_container::MonitorRequest::from_env() {
+        return run_monitor(request);
+    }
     // A RUN step's container: this process was re-executed as the runtime's single-threaded
     // helper (see strata-runtime), not by a user.
     match strata_runtime::helper_spec_from_env() {
-        Ok(Some(spec)) => return run_helper(&spec),
+        Ok(Some(spec)) => return exit_with(strata_runtime::run_in_helper(&spec)),
         Ok(None) => {}
         Err(e) => {
             failure::Failure::new(e).print();
@@ -23,7 +28,7 @@ fn main() -> ExitCode {
     }
     // `strata exec`'s process in a running container, through the same kind of helper.
     match strata_runtime::exec_request_from_env() {
-        Ok(Some(request)) => return exec_helper(&request),
+        Ok(Some(request)) => return exit_with(strata_runtime::exec_in_helper(&request)),
         Ok(None) => {}
         Err(e) => {
             failure::Failure::new(e).print();
@@ -40,9 +45,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the container and exits with its status (125/126/127 for strata's own failures, as Docker).
-fn run_helper(spec: &strata_runtime::ContainerSpec) -> ExitCode {
-    match strata_runtime::run_in_helper(spec) {
+/// Exits with a helper's container status (125/126/127 for strata's own failures, as Docker).
+fn exit_with(
+    result: Result<strata_runtime::ExitStatus, strata_runtime::RuntimeError>,
+) -> ExitCode {
+    match result {
         Ok(status) => ExitCode::from(u8::try_from(status.code()).unwrap_or(125)),
         Err(e) => {
             let code = u8::try_from(e.exit_code()).unwrap_or(125);
@@ -52,12 +59,19 @@ fn run_helper(spec: &strata_runtime::ContainerSpec) -> ExitCode {
     }
 }
 
-/// Runs the exec'd process and exits with its status (126 when it cannot start, as Docker).
-fn exec_helper(request: &strata_runtime::ExecRequest) -> ExitCode {
-    match strata_runtime::exec_in_helper(request) {
-        Ok(status) => ExitCode::from(u8::try_from(status.code()).unwrap_or(125)),
+/// Runs a container's monitor and exits with the container's status (125 for strata's own failure).
+fn run_monitor(
+    request: Result<strata_container::MonitorRequest, strata_container::ContainerError>,
+) -> ExitCode {
+    match request.and_then(|r| strata_container::run_monitor(&r)) {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(125)),
         Err(e) => {
-            let code = u8::try_from(e.exit_code()).unwrap_or(125);
+            let code = match &e {
+                strata_container::ContainerError::StartFailed { exit_code, .. } => {
+                    u8::try_from(*exit_code).unwrap_or(125)
+                }
+                _ => 125,
+            };
             failure::Failure::new(failure::chain(&e)).print();
             ExitCode::from(code)
         }

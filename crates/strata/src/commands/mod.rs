@@ -1,7 +1,9 @@
 //! One short function per command: load, call the library, add context, map to an exit status.
 
 mod build;
+mod container;
 mod dockerfile;
+mod exec;
 mod history;
 mod images;
 mod import;
@@ -9,16 +11,21 @@ mod inspect;
 mod lint;
 mod load;
 mod prune;
+mod ps;
 mod rmi;
+mod run;
 mod save;
 mod system;
 mod tag;
+mod volume;
 
 use std::process::ExitCode;
 
 use strata_store::{DriverKind, Store, StoreOptions};
 
-use crate::cli::{Cli, Command, DockerfileCommand, GlobalOptions, ImageCommand, SystemCommand};
+use crate::cli::{
+    Cli, Command, ContainerCommand, DockerfileCommand, GlobalOptions, ImageCommand, SystemCommand,
+};
 use crate::failure::{Context, Failure};
 
 pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
@@ -39,6 +46,34 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Dockerfile(DockerfileCommand::Parse(a)) => dockerfile::parse(a),
         Command::Lint(a) => lint::run(a),
         Command::Build(a) => build::run(g, a),
+        Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => run::run(g, a),
+        Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {
+            run::create_cmd(g, a)
+        }
+        Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => {
+            container::start_cmd(g, a)
+        }
+        Command::Stop(a) | Command::Container(ContainerCommand::Stop(a)) => {
+            container::stop_cmd(g, a)
+        }
+        Command::Restart(a) | Command::Container(ContainerCommand::Restart(a)) => {
+            container::restart_cmd(g, a)
+        }
+        Command::Kill(a) | Command::Container(ContainerCommand::Kill(a)) => {
+            container::kill_cmd(g, a)
+        }
+        Command::Wait(a) | Command::Container(ContainerCommand::Wait(a)) => {
+            container::wait_cmd(g, a)
+        }
+        Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => container::rm_cmd(g, a),
+        Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => {
+            container::logs_cmd(g, a)
+        }
+        Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => ps::run(g, a),
+        Command::Container(ContainerCommand::Inspect(a)) => inspect::containers(g, a),
+        Command::Container(ContainerCommand::Prune(a)) => container::prune_cmd(g, a),
+        Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => exec::run(g, a),
+        Command::Volume(c) => volume::run(g, c),
     }
 }
 

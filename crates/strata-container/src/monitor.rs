@@ -1,0 +1,337 @@
+//! The per-container monitor (Podman's conmon, in-process): one single-threaded strata process
+//! per running container. It mounts the container's root filesystem in a private mount
+//! namespace, runs the container through strata-runtime, writes its log, records its pid and
+//! exit code in the store, restarts it per `--restart`, and removes it after a `--rm` run.
+//!
+//! Detached (`run -d`, `start`), it was spawned in its own session with stdout a pipe to the
+//! starting command, which it closes once the container runs (or failed to): that is how
+//! `start` knows when to return. Attached (a foreground `run`), the CLI *became* the monitor
+//! by exec, so the user's terminal is its stdio, signals reach it directly and its exit code
+//! is the container's.
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rustix::fs::{flock, FlockOperation};
+use strata_runtime::{
+    resolve_user, run_observed, BindMount, ContainerSpec, EtcFiles, InputMode, Limits,
+    ObserverError, OutputMode, OutputStream, RunObserver,
+};
+use strata_store::{Store, StoreOptions, WritableLayer};
+
+use crate::error::ContainerError;
+use crate::lifecycle::{purge, reload, update_state, MonitorRequest, MONITOR_ENV};
+use crate::log::{LogStream, LogWriter};
+use crate::network::runtime_network;
+use crate::record::{now_rfc3339, Container, MountSpec, Status};
+use crate::rootfs::mkdir_in_root;
+use crate::volume::volume_path;
+
+/// Runs the monitor to the end; returns the exit code the process should exit with (the
+/// container's last exit code, or 125 when strata itself failed).
+pub fn run_monitor(req: &MonitorRequest) -> Result<i32, ContainerError> {
+    // Children must not inherit it: a restarted monitor is a new request.
+    std::env::remove_var(MONITOR_ENV);
+    let store = Store::open(&req.root, &StoreOptions::default())?;
+    let Some(container) = reload(&store, &req.id)? else {
+        return Err(ContainerError::NotFound(req.id.clone()));
+    };
+    let paths = container.paths();
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&paths.monitor_lock)
+        .map_err(ContainerError::io("opening", &paths.monitor_lock))?;
+    if flock(lock.as_fd(), FlockOperation::NonBlockingLockExclusive).is_err() {
+        return Err(ContainerError::AlreadyRunning(container.name.clone()));
+    }
+    let result = monitor_locked(&store, &container, req.attach);
+    let code = match &result {
+        Ok(code) => *code,
+        Err(e) => {
+            // Recorded so `start`/`ps`/`inspect` can say why.
+            let message = crate::error_chain(e);
+            let _ = update_state(&store, &container.id, |s| {
+                s.status = Status::Exited;
+                s.error = message;
+                s.exit_code = 125;
+                s.pid = 0;
+                s.finished_at = now_rfc3339();
+            });
+            125
+        }
+    };
+    let _ = update_state(&store, &container.id, |s| s.monitor_pid = 0);
+    signal_ready(req.attach);
+    if container.config.auto_remove {
+        // Anonymous volumes go with an --rm container, as in Docker. Why it failed to run
+        // matters more than a failed clean-up.
+        let purged = purge(&store, &container, true);
+        if result.is_ok() {
+            purged?;
+        }
+    }
+    drop(lock);
+    result.map(|_| code)
+}
+
+fn monitor_locked(store: &Store, c: &Container, attach: bool) -> Result<i32, ContainerError> {
+    let paths = c.paths();
+    let rootfs = mount_rootfs(store, c)?;
+    let result = run_loop(store, c, &rootfs, attach);
+    if rootfs != paths.upper {
+        // Also on errors: an --rm container's directory is removed next.
+        let _ = strata_store::unmount(&rootfs);
+    }
+    result
+}
+
+/// Runs the container, again and again as its restart policy says; the last exit code.
+fn run_loop(
+    store: &Store,
+    c: &Container,
+    rootfs: &Path,
+    attach: bool,
+) -> Result<i32, ContainerError> {
+    let paths = c.paths();
+    update_state(store, &c.id, |s| {
+        s.monitor_pid = std::process::id() as i32;
+    })?;
+    let mut log = LogWriter::open(&paths.log)?;
+    let mut code;
+    loop {
+        let spec = container_spec(store, c, rootfs, attach)?;
+        let begun = Instant::now();
+        let mut observer = MonitorObserver {
+            store,
+            id: &c.id,
+            log: &mut log,
+            attach,
+            error: None,
+        };
+        let outcome = run_observed(&spec, &mut observer);
+        let record_error = observer.error.take();
+        let _ = log.flush_partial();
+        let (status_code, error) = match outcome {
+            Ok(status) => (status.code(), String::new()),
+            Err(e) => (e.exit_code(), crate::error_chain(&e)),
+        };
+        code = status_code;
+        let failed_to_start = !error.is_empty();
+        let state = update_state(store, &c.id, |s| {
+            s.status = Status::Exited;
+            s.pid = 0;
+            s.exit_code = status_code;
+            s.finished_at = now_rfc3339();
+            s.error = error.clone();
+        })?;
+        if let Some(e) = record_error {
+            return Err(e);
+        }
+        if failed_to_start && attach {
+            return Err(ContainerError::StartFailed {
+                id: c.id.clone(),
+                message: error,
+                exit_code: status_code,
+            });
+        }
+        let Some(state) = state else { break };
+        if failed_to_start
+            || state.stop_requested
+            || !c.config.restart.restarts_after(code, state.restart_count)
+        {
+            break;
+        }
+        update_state(store, &c.id, |s| {
+            s.status = Status::Restarting;
+            s.restart_count += 1;
+        })?;
+        // Docker's back-off: doubling from 100 ms, reset after a run of 10 s or more.
+        let n = if begun.elapsed() >= Duration::from_secs(10) {
+            0
+        } else {
+            state.restart_count.min(10)
+        };
+        std::thread::sleep(Duration::from_millis(100u64 << n).min(Duration::from_secs(60)));
+        if reload(store, &c.id)?.is_none_or(|now| now.state.stop_requested) {
+            break;
+        }
+    }
+    Ok(code)
+}
+
+/// Mounts the image's snapshot chain under the container's upper dir at `rootfs`, in a mount
+/// namespace of our own: the mount vanishes with this process, whatever kills it.
+fn mount_rootfs(store: &Store, c: &Container) -> Result<PathBuf, ContainerError> {
+    let paths = c.paths();
+    let Some(chain) = &c.config.chain_id else {
+        // An image without layers: the writable layer is the whole root.
+        return Ok(paths.upper);
+    };
+    // SAFETY: unshare(2) of the mount namespace only; this process is single-threaded.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        return Err(ContainerError::io("creating a mount namespace", "/")(
+            std::io::Error::last_os_error(),
+        ));
+    }
+    rustix::mount::mount_change(
+        "/",
+        rustix::mount::MountPropagationFlags::REC | rustix::mount::MountPropagationFlags::PRIVATE,
+    )
+    .map_err(|e| ContainerError::io("making mounts private", "/")(e.into()))?;
+    let writable = WritableLayer {
+        upper: paths.upper.clone(),
+        work: paths.work.clone(),
+    };
+    store
+        .snapshotter()
+        .mount(chain, &paths.rootfs, Some(&writable))?;
+    Ok(paths.rootfs)
+}
+
+/// The runtime's description of this container's process.
+fn container_spec(
+    store: &Store,
+    c: &Container,
+    rootfs: &Path,
+    attach: bool,
+) -> Result<ContainerSpec, ContainerError> {
+    let cfg = &c.config;
+    let mut spec = ContainerSpec::new(
+        c.id.clone(),
+        rootfs,
+        c.paths().runtime,
+        cfg.process_args(),
+    );
+    let mut env = cfg.env.clone();
+    if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+        env.insert(0, format!("HOSTNAME={}", cfg.hostname));
+    }
+    spec.process.env = env;
+    spec.process.cwd = if cfg.working_dir.is_empty() {
+        "/".to_owned()
+    } else {
+        cfg.working_dir.clone()
+    };
+    // Docker creates a missing working directory.
+    mkdir_in_root(rootfs, &spec.process.cwd)?;
+    let user = if cfg.user.is_empty() { "0" } else { &cfg.user };
+    let resolved = resolve_user(rootfs, user)?;
+    spec.process.apply_user(&resolved);
+    spec.process.terminal = cfg.tty;
+    spec.hostname = cfg.hostname.clone();
+    let network = runtime_network(cfg.network);
+    spec.network = network;
+    spec.etc_files = EtcFiles::docker_defaults_for(network, &cfg.hostname)?;
+    crate::network::apply_ports(&mut spec, store, c)?;
+    spec.readonly_rootfs = cfg.read_only;
+    spec.mounts = cfg
+        .mounts
+        .iter()
+        .map(|m| match m {
+            MountSpec::Bind {
+                source,
+                destination,
+                readonly,
+            } => BindMount {
+                source: source.clone(),
+                destination: destination.clone(),
+                readonly: *readonly,
+            },
+            MountSpec::Volume {
+                name,
+                destination,
+                readonly,
+                ..
+            } => BindMount {
+                source: volume_path(store, name),
+                destination: destination.clone(),
+                readonly: *readonly,
+            },
+        })
+        .collect();
+    spec.limits = Limits {
+        memory_bytes: cfg.limits.memory_bytes,
+        pids: cfg.limits.pids,
+        nano_cpus: cfg.limits.nano_cpus,
+    };
+    spec.stdio.stdin = if attach && cfg.interactive {
+        InputMode::Inherit
+    } else {
+        InputMode::Null
+    };
+    spec.stdio.stdout = OutputMode::Capture;
+    spec.stdio.stderr = OutputMode::Capture;
+    Ok(spec)
+}
+
+/// Records the run as it happens and copies output to the log (and the terminal when attached).
+struct MonitorObserver<'a> {
+    store: &'a Store,
+    id: &'a str,
+    log: &'a mut LogWriter,
+    attach: bool,
+    /// A failure to record state or write the log: reported after the run.
+    error: Option<ContainerError>,
+}
+
+impl RunObserver for MonitorObserver<'_> {
+    fn created(&mut self, pid: i32) -> Result<(), ObserverError> {
+        update_state(self.store, self.id, |s| s.pid = pid)?;
+        Ok(())
+    }
+
+    fn started(&mut self, pid: i32) {
+        let recorded = update_state(self.store, self.id, |s| {
+            s.status = Status::Running;
+            s.pid = pid;
+            s.started_at = now_rfc3339();
+            s.finished_at.clear();
+            s.exit_code = 0;
+            s.error.clear();
+        });
+        if let Err(e) = recorded {
+            self.error.get_or_insert(e);
+        }
+        signal_ready(self.attach);
+    }
+
+    fn output(&mut self, stream: OutputStream, bytes: &[u8]) {
+        let stream = match stream {
+            OutputStream::Stdout => LogStream::Stdout,
+            OutputStream::Stderr => LogStream::Stderr,
+        };
+        if let Err(e) = self.log.write(stream, bytes) {
+            self.error.get_or_insert(e);
+        }
+        if self.attach {
+            use std::io::Write;
+            // The user's terminal going away must not stop the container.
+            let _ = match stream {
+                LogStream::Stdout => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(bytes).and_then(|()| out.flush())
+                }
+                LogStream::Stderr => {
+                    let mut err = std::io::stderr().lock();
+                    err.write_all(bytes).and_then(|()| err.flush())
+                }
+            };
+        }
+    }
+}
+
+/// Tells a waiting `start` that the container runs (or will not): closes our stdout pipe by
+/// pointing fd 1 at /dev/null. Attached monitors keep their terminal.
+fn signal_ready(attach: bool) {
+    if attach {
+        return;
+    }
+    if let Ok(null) = std::fs::File::options().write(true).open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 onto fd 1, which this process owns; `null` stays valid for the call.
+        unsafe { libc::dup2(null.as_raw_fd(), libc::STDOUT_FILENO) };
+    }
+}

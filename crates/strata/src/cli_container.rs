@@ -1,0 +1,259 @@
+//! The container verbs' shapes (`run`, `ps`, `stop`, `logs`…): Docker's flags, parsed by clap.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Subcommand};
+
+/// Flags `create` and `run` share.
+#[derive(Args, Clone, Default)]
+pub(crate) struct ContainerOptions {
+    /// Keep STDIN open
+    #[arg(short, long)]
+    pub(crate) interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub(crate) tty: bool,
+    /// Automatically remove the container when it exits
+    #[arg(long)]
+    pub(crate) rm: bool,
+    /// Assign a name to the container
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Set environment variables (KEY=value, or KEY to pass this shell's value)
+    #[arg(short, long = "env")]
+    pub(crate) env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file")]
+    pub(crate) env_file: Vec<PathBuf>,
+    /// Publish a container's port(s) to the host ([ip:]hostPort:containerPort[/proto])
+    #[arg(short, long = "publish")]
+    pub(crate) publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub(crate) publish_all: bool,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    pub(crate) workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short, long)]
+    pub(crate) user: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long)]
+    pub(crate) entrypoint: Option<String>,
+    /// Bind mount a volume (/host:/ctr[:ro], name:/ctr[:ro], or /ctr)
+    #[arg(short, long = "volume")]
+    pub(crate) volume: Vec<String>,
+    /// Connect the container to a network: bridge (default), host or none
+    #[arg(long, default_value = "bridge")]
+    pub(crate) network: String,
+    /// Container host name
+    #[arg(short = 'h', long)]
+    pub(crate) hostname: Option<String>,
+    /// Mount the container's root filesystem as read only
+    #[arg(long = "read-only")]
+    pub(crate) read_only: bool,
+    /// Memory limit (e.g. 512m, 1g)
+    #[arg(short, long)]
+    pub(crate) memory: Option<String>,
+    /// Number of CPUs
+    #[arg(long)]
+    pub(crate) cpus: Option<f64>,
+    /// Tune container pids limit (-1 for unlimited)
+    #[arg(long = "pids-limit")]
+    pub(crate) pids_limit: Option<i64>,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    pub(crate) init: bool,
+    /// Restart policy: no, always, unless-stopped, on-failure[:max-retries]
+    #[arg(long, default_value = "no")]
+    pub(crate) restart: String,
+    /// Set meta data on a container (KEY=value)
+    #[arg(short, long = "label")]
+    pub(crate) label: Vec<String>,
+    /// Signal to stop the container
+    #[arg(long = "stop-signal")]
+    pub(crate) stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container
+    #[arg(long = "stop-timeout")]
+    pub(crate) stop_timeout: Option<i64>,
+    /// Set platform (only the host's is accepted)
+    #[arg(long)]
+    pub(crate) platform: Option<String>,
+    /// Print usage
+    #[arg(long, action = ArgAction::Help)]
+    pub(crate) help: Option<bool>,
+}
+
+#[derive(Args)]
+#[command(disable_help_flag = true)]
+pub(crate) struct RunArgs {
+    /// Run container in background and print container ID
+    #[arg(short, long)]
+    pub(crate) detach: bool,
+    #[command(flatten)]
+    pub(crate) options: ContainerOptions,
+    /// The image to run
+    pub(crate) image: String,
+    /// Command and arguments (replace the image's CMD)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub(crate) command: Vec<String>,
+}
+
+#[derive(Args)]
+#[command(disable_help_flag = true)]
+pub(crate) struct CreateArgs {
+    #[command(flatten)]
+    pub(crate) options: ContainerOptions,
+    pub(crate) image: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub(crate) command: Vec<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct StartArgs {
+    #[arg(required = true)]
+    pub(crate) containers: Vec<String>,
+    /// Attach STDOUT/STDERR and forward signals
+    #[arg(short, long)]
+    pub(crate) attach: bool,
+    /// Attach container's STDIN
+    #[arg(short, long)]
+    pub(crate) interactive: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct StopArgs {
+    #[arg(required = true)]
+    pub(crate) containers: Vec<String>,
+    /// Seconds to wait before killing the container
+    #[arg(short = 't', long = "time")]
+    pub(crate) time: Option<i64>,
+}
+
+#[derive(Args)]
+pub(crate) struct KillArgs {
+    #[arg(required = true)]
+    pub(crate) containers: Vec<String>,
+    /// Signal to send to the container
+    #[arg(short, long, default_value = "KILL")]
+    pub(crate) signal: String,
+}
+
+#[derive(Args)]
+pub(crate) struct ContainersArgs {
+    #[arg(required = true)]
+    pub(crate) containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct RmArgs {
+    #[arg(required = true)]
+    pub(crate) containers: Vec<String>,
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short, long)]
+    pub(crate) force: bool,
+    /// Remove anonymous volumes associated with the container
+    #[arg(short, long)]
+    pub(crate) volumes: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct LogsArgs {
+    pub(crate) container: String,
+    /// Follow log output
+    #[arg(short, long)]
+    pub(crate) follow: bool,
+    /// Number of lines to show from the end of the logs ("all" for every line)
+    #[arg(short = 'n', long, default_value = "all")]
+    pub(crate) tail: String,
+    /// Show timestamps
+    #[arg(short, long)]
+    pub(crate) timestamps: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct PsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short, long)]
+    pub(crate) all: bool,
+    /// Only display container IDs
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub(crate) no_trunc: bool,
+    /// Show the latest created container
+    #[arg(short, long)]
+    pub(crate) latest: bool,
+    /// Pretty-print containers using a Go template, or json
+    #[arg(long)]
+    pub(crate) format: Option<String>,
+}
+
+#[derive(Args)]
+#[command(disable_help_flag = true)]
+pub(crate) struct ExecArgs {
+    /// Keep STDIN open
+    #[arg(short, long)]
+    pub(crate) interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub(crate) tty: bool,
+    /// Set environment variables
+    #[arg(short, long = "env")]
+    pub(crate) env: Vec<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short, long)]
+    pub(crate) user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    pub(crate) workdir: Option<String>,
+    /// Print usage
+    #[arg(long, action = ArgAction::Help)]
+    pub(crate) help: Option<bool>,
+    pub(crate) container: String,
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub(crate) command: Vec<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct ContainerPruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum VolumeCommand {
+    /// Create a volume
+    Create(VolumeCreateArgs),
+    /// List volumes
+    #[command(alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Remove one or more volumes
+    #[command(alias = "remove")]
+    Rm(VolumeRmArgs),
+    /// Display detailed information on one or more volumes
+    Inspect(VolumeRmArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct VolumeCreateArgs {
+    pub(crate) name: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct VolumeLsArgs {
+    /// Only display volume names
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct VolumeRmArgs {
+    #[arg(required = true)]
+    pub(crate) names: Vec<String>,
+    /// Accepted for Docker compatibility (a volume in use is never removed)
+    #[arg(short, long)]
+    pub(crate) force: bool,
+}

@@ -1,0 +1,179 @@
+//! The container lifecycle verbs: `start`, `stop`, `restart`, `kill`, `wait`, `rm`,
+//! `container prune`, `logs`. Like Docker, a verb given several containers goes on past a
+//! failing one, prints each name as given on success, and exits 1 at the end if any failed.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use strata_container::{
+    exec_monitor, kill, lookup, monitor_alive, monitor_command, parse_signal, prune, read_log,
+    remove, start, stop, wait, Container, LogOptions, LogStream,
+};
+use strata_store::Store;
+
+use crate::cli::{
+    ContainerPruneArgs, ContainersArgs, GlobalOptions, KillArgs, LogsArgs, RmArgs, StartArgs,
+    StopArgs,
+};
+use crate::failure::Failure;
+use crate::render::out;
+
+use super::run::{current_exe, start_failure};
+
+/// Runs `action` on each named container, printing what it returns.
+fn each(
+    g: &GlobalOptions,
+    names: &[String],
+    mut action: impl FnMut(&Store, &Container, &str) -> Result<Option<String>, Failure>,
+) -> Result<ExitCode, Failure> {
+    let store = super::open_store(g)?;
+    let mut failed = false;
+    for name in names {
+        let result = lookup(&store, name)
+            .map_err(Failure::from)
+            .and_then(|c| action(&store, &c, name));
+        match result {
+            Ok(Some(line)) => out(&format!("{line}\n")),
+            Ok(None) => {}
+            Err(f) => {
+                f.print();
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub(crate) fn start_cmd(g: &GlobalOptions, a: StartArgs) -> Result<ExitCode, Failure> {
+    if a.attach || a.interactive {
+        let [name] = a.containers.as_slice() else {
+            return Err(Failure::new(
+                "you cannot start and attach multiple containers at once",
+            ));
+        };
+        let store = super::open_store(g)?;
+        let c = lookup(&store, name)?;
+        if monitor_alive(&c.paths().monitor_lock) {
+            return Err(Failure::new(format!(
+                "container {name} is already running: use `strata logs -f {name}` to follow it"
+            )));
+        }
+        let command = monitor_command(&current_exe()?, &store, &c.id, true);
+        drop(store);
+        return Err(Failure::from(exec_monitor(command)));
+    }
+    let program = current_exe()?;
+    each(g, &a.containers, |store, c, name| {
+        start(store, c, &program).map_err(start_failure)?;
+        Ok(Some(name.to_owned()))
+    })
+}
+
+pub(crate) fn stop_cmd(g: &GlobalOptions, a: StopArgs) -> Result<ExitCode, Failure> {
+    each(g, &a.containers, |store, c, name| {
+        stop(store, c, a.time)?;
+        Ok(Some(name.to_owned()))
+    })
+}
+
+pub(crate) fn restart_cmd(g: &GlobalOptions, a: StopArgs) -> Result<ExitCode, Failure> {
+    let program = current_exe()?;
+    each(g, &a.containers, |store, c, name| {
+        stop(store, c, a.time)?;
+        let c = lookup(store, &c.id)?;
+        start(store, &c, &program).map_err(start_failure)?;
+        Ok(Some(name.to_owned()))
+    })
+}
+
+pub(crate) fn kill_cmd(g: &GlobalOptions, a: KillArgs) -> Result<ExitCode, Failure> {
+    let signal = parse_signal(&a.signal)?;
+    each(g, &a.containers, |store, c, name| {
+        kill(store, c, signal)?;
+        Ok(Some(name.to_owned()))
+    })
+}
+
+pub(crate) fn wait_cmd(g: &GlobalOptions, a: ContainersArgs) -> Result<ExitCode, Failure> {
+    each(g, &a.containers, |store, c, _| {
+        Ok(Some(wait(store, c)?.to_string()))
+    })
+}
+
+pub(crate) fn rm_cmd(g: &GlobalOptions, a: RmArgs) -> Result<ExitCode, Failure> {
+    each(g, &a.containers, |store, c, name| {
+        remove(store, c, a.force, a.volumes)?;
+        Ok(Some(name.to_owned()))
+    })
+}
+
+pub(crate) fn prune_cmd(g: &GlobalOptions, a: ContainerPruneArgs) -> Result<ExitCode, Failure> {
+    if !a.force && !confirm("This will remove all stopped containers.")? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = super::open_store(g)?;
+    let removed = prune(&store)?;
+    let mut text = String::new();
+    if !removed.is_empty() {
+        text.push_str("Deleted Containers:\n");
+        for id in &removed {
+            text.push_str(id);
+            text.push('\n');
+        }
+        text.push('\n');
+    }
+    text.push_str("Total reclaimed space: 0B\n");
+    out(&text);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Docker's prompt; without a terminal to ask, refuses and says how to skip it.
+#[allow(clippy::print_stderr)]
+fn confirm(warning: &str) -> Result<bool, Failure> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::new(format!(
+            "{warning} Refusing without confirmation: standard input is not a terminal"
+        ))
+        .with_hint("pass -f/--force to skip the prompt"));
+    }
+    eprint!("WARNING! {warning}\nAre you sure you want to continue? [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+}
+
+pub(crate) fn logs_cmd(g: &GlobalOptions, a: LogsArgs) -> Result<ExitCode, Failure> {
+    let store = super::open_store(g)?;
+    let c = lookup(&store, &a.container)?;
+    let tail = match a.tail.as_str() {
+        "all" | "-1" => None,
+        n => Some(n.parse::<usize>().map_err(|_| {
+            Failure::new(format!(
+                "invalid --tail value {n:?}: give a number of lines or \"all\""
+            ))
+        })?),
+    };
+    let opts = LogOptions {
+        tail,
+        timestamps: a.timestamps,
+        follow: a.follow,
+    };
+    let lock = c.paths().monitor_lock;
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr();
+    read_log(
+        &c.paths().log,
+        opts,
+        &mut || monitor_alive(&lock),
+        &mut |stream, bytes| match stream {
+            LogStream::Stdout => stdout.write_all(bytes).and_then(|()| stdout.flush()),
+            LogStream::Stderr => stderr.write_all(bytes),
+        },
+    )?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,61 @@
+//! `strata exec`: another process in a running container. This process becomes the runtime's
+//! exec helper (a fresh single-threaded strata), so the terminal, signals and exit code are
+//! the process's own.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::ExitCode;
+
+use strata_container::{lookup, monitor_alive, Status};
+use strata_runtime::{exec_helper_command, resolve_user, ExecRequest, ExecSpec, InputMode};
+
+use crate::cli::{ExecArgs, GlobalOptions};
+use crate::failure::Failure;
+
+use super::run::{as_125, current_exe};
+
+pub(crate) fn run(g: &GlobalOptions, a: ExecArgs) -> Result<ExitCode, Failure> {
+    let store = super::open_store(g).map_err(as_125)?;
+    let c = lookup(&store, &a.container).map_err(|e| as_125(e.into()))?;
+    if c.state.status != Status::Running || !monitor_alive(&c.paths().monitor_lock) {
+        return Err(as_125(Failure::new(format!(
+            "container {} is not running",
+            a.container
+        ))));
+    }
+    let mut spec = ExecSpec::new(a.command);
+    spec.env = a
+        .env
+        .iter()
+        .filter_map(|e| {
+            if e.contains('=') {
+                Some(e.clone())
+            } else {
+                std::env::var(e).ok().map(|v| format!("{e}={v}"))
+            }
+        })
+        .collect();
+    spec.cwd = a.workdir;
+    if let Some(user) = &a.user {
+        // The container's own passwd/group, seen through its init's root.
+        let root = format!("/proc/{}/root", c.state.pid);
+        let resolved = resolve_user(Path::new(&root), user).map_err(|e| as_125(e.into()))?;
+        spec.apply_user(&resolved);
+    }
+    spec.terminal = a.tty;
+    spec.stdin = if a.interactive {
+        InputMode::Inherit
+    } else {
+        InputMode::Null
+    };
+    let request = ExecRequest {
+        dir: c.paths().runtime,
+        id: c.id.clone(),
+        spec,
+    };
+    let mut command =
+        exec_helper_command(current_exe()?, &request).map_err(|e| as_125(e.into()))?;
+    drop(store);
+    let err = command.exec();
+    Err(as_125(Failure::new(format!("running the exec helper: {err}"))))
+}

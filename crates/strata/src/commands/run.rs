@@ -1,0 +1,247 @@
+//! `strata run` and `strata create`: flags → `CreateOptions`, then a detached start (`-d`) or
+//! this process becoming the container's monitor (a foreground run), as `docker run` behaves.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use strata_container::{
+    create, exec_monitor, monitor_command, start, Container, ContainerError, CreateOptions,
+    NetworkMode, PortBinding, ResourceLimits, RestartPolicy,
+};
+use strata_oci::Platform;
+use strata_store::Store;
+
+use crate::cli::{ContainerOptions, CreateArgs, GlobalOptions, RunArgs};
+use crate::failure::Failure;
+use crate::render::out;
+
+/// Docker's exit code when the failure is strata's own, before the container ran.
+pub(crate) const EXIT_STRATA_FAILED: u8 = 125;
+
+pub(crate) fn run(g: &GlobalOptions, a: RunArgs) -> Result<ExitCode, Failure> {
+    let store = super::open_store(g).map_err(as_125)?;
+    let container = create_from(&store, &a.options, a.image, a.command)?;
+    let program = current_exe()?;
+    if a.detach {
+        start(&store, &container, &program).map_err(start_failure)?;
+        out(&format!("{}\n", container.id));
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Foreground: this process becomes the monitor, so the terminal, the signals and the
+    // exit code are the container's with nothing in between.
+    let command = monitor_command(&program, &store, &container.id, true);
+    drop(store);
+    Err(as_125(Failure::from(exec_monitor(command))))
+}
+
+pub(crate) fn create_cmd(g: &GlobalOptions, a: CreateArgs) -> Result<ExitCode, Failure> {
+    let store = super::open_store(g).map_err(as_125)?;
+    let container = create_from(&store, &a.options, a.image, a.command)?;
+    out(&format!("{}\n", container.id));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn create_from(
+    store: &Store,
+    o: &ContainerOptions,
+    image: String,
+    command: Vec<String>,
+) -> Result<Container, Failure> {
+    let opts = create_options(o, image, command).map_err(as_125)?;
+    create(store, &opts).map_err(|e| as_125(Failure::from(e)))
+}
+
+/// The strata binary, to re-execute as a monitor.
+pub(crate) fn current_exe() -> Result<PathBuf, Failure> {
+    std::env::current_exe()
+        .map_err(|e| as_125(Failure::new(format!("finding the strata executable: {e}"))))
+}
+
+pub(crate) fn as_125(mut f: Failure) -> Failure {
+    f.code = EXIT_STRATA_FAILED;
+    f
+}
+
+/// A start that failed: Docker's code for why (126 not executable, 127 not found, else 125).
+pub(crate) fn start_failure(e: ContainerError) -> Failure {
+    let code = match &e {
+        ContainerError::StartFailed { exit_code, .. } => u8::try_from(*exit_code).unwrap_or(125),
+        _ => EXIT_STRATA_FAILED,
+    };
+    let mut f = Failure::from(e);
+    f.code = code;
+    f
+}
+
+fn create_options(
+    o: &ContainerOptions,
+    image: String,
+    command: Vec<String>,
+) -> Result<CreateOptions, Failure> {
+    if let Some(p) = &o.platform {
+        let host = Platform::host();
+        if *p != format!("{}/{}", host.os, host.architecture) {
+            return Err(Failure::new(format!(
+                "cannot run platform {p}: this machine runs {}/{} only",
+                host.os, host.architecture
+            )));
+        }
+    }
+    if o.init {
+        return Err(Failure::new("--init is not supported yet")
+            .with_hint("run a reaping init as the container's command (e.g. busybox's `init` or `tini` from the image)"));
+    }
+    let network: NetworkMode = o.network.parse().map_err(Failure::from)?;
+    let mut env = Vec::new();
+    for file in &o.env_file {
+        env.extend(read_env_file(file)?);
+    }
+    env.extend(o.env.iter().filter_map(|e| env_entry(e)));
+    let mut publish = Vec::new();
+    for value in &o.publish {
+        let mappings = strata_runtime::parse_publish(value).map_err(Failure::from)?;
+        publish.extend(mappings.iter().map(PortBinding::from));
+    }
+    let mut labels = BTreeMap::new();
+    for label in &o.label {
+        let (k, v) = label.split_once('=').unwrap_or((label, ""));
+        labels.insert(k.to_owned(), v.to_owned());
+    }
+    let memory_bytes = o.memory.as_deref().map(parse_memory).transpose()?;
+    let nano_cpus = match o.cpus {
+        None => None,
+        Some(c) if c > 0.0 && c.is_finite() => Some((c * 1e9).round() as u64),
+        Some(c) => {
+            return Err(Failure::new(format!(
+                "invalid --cpus value {c}: give a positive number such as 0.5 or 2"
+            )))
+        }
+    };
+    Ok(CreateOptions {
+        image,
+        name: o.name.clone(),
+        entrypoint: o.entrypoint.clone(),
+        cmd: command,
+        env,
+        working_dir: o.workdir.clone(),
+        user: o.user.clone(),
+        hostname: o.hostname.clone(),
+        tty: o.tty,
+        interactive: o.interactive,
+        network,
+        publish,
+        publish_all: o.publish_all,
+        volumes: o.volume.clone(),
+        read_only: o.read_only,
+        limits: ResourceLimits {
+            memory_bytes,
+            nano_cpus,
+            pids: o.pids_limit.filter(|p| *p > 0),
+        },
+        restart: o.restart.parse::<RestartPolicy>().map_err(Failure::from)?,
+        auto_remove: o.rm,
+        labels,
+        stop_signal: o.stop_signal.clone(),
+        stop_timeout: o.stop_timeout,
+    })
+}
+
+/// `KEY=value` as given; a bare `KEY` takes this process's value, or is dropped (Docker).
+fn env_entry(entry: &str) -> Option<String> {
+    if entry.contains('=') {
+        return Some(entry.to_owned());
+    }
+    std::env::var(entry).ok().map(|v| format!("{entry}={v}"))
+}
+
+/// Docker's env-file: one `KEY=value` (taken verbatim) or `KEY` per line, `#` comments.
+fn read_env_file(path: &PathBuf) -> Result<Vec<String>, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| as_125(Failure::new(format!("reading env file {}: {e}", path.display()))))?;
+    let mut env = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key = line.split_once('=').map_or(line, |(k, _)| k);
+        if key.is_empty() || key.contains(char::is_whitespace) {
+            return Err(as_125(Failure::new(format!(
+                "env file {} line {}: {key:?} is not a valid variable name",
+                path.display(),
+                n + 1
+            ))));
+        }
+        env.extend(env_entry(line));
+    }
+    Ok(env)
+}
+
+/// `512m`, `1g`, `100000` (bytes), as Docker's RAMInBytes: 1024-based units b k m g t p.
+fn parse_memory(text: &str) -> Result<i64, Failure> {
+    let bad = || {
+        Failure::new(format!(
+            "invalid --memory value {text:?}: give a number with an optional unit b, k, m or g (e.g. 512m)"
+        ))
+    };
+    // Docker's pattern: digits, an optional unit k m g t p, an optional "i" and "b".
+    let lower = text.trim().to_ascii_lowercase();
+    let rest = lower.strip_suffix('b').unwrap_or(&lower);
+    let rest = rest.strip_suffix('i').unwrap_or(rest);
+    let (number, unit) = match rest.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&rest[..i], &rest[i..]),
+        _ => (rest, ""),
+    };
+    if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(bad());
+    }
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let multiplier: f64 = match unit {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024f64.powi(4),
+        "p" => 1024f64.powi(5),
+        _ => return Err(bad()),
+    };
+    let bytes = value * multiplier;
+    if !(bytes >= 6.0 * 1024.0 * 1024.0) || !bytes.is_finite() {
+        return Err(Failure::new(format!(
+            "invalid --memory value {text:?}: the minimum memory limit is 6m"
+        )));
+    }
+    Ok(bytes as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes_parse_like_docker() {
+        for (text, bytes) in [
+            ("512m", 512 << 20),
+            ("1g", 1 << 30),
+            ("1G", 1 << 30),
+            ("1gb", 1 << 30),
+            ("10485760", 10 << 20),
+            ("7mb", 7 << 20),
+        ] {
+            assert_eq!(parse_memory(text).ok(), Some(bytes), "{text}");
+        }
+        for bad in ["", "m", "12x", "-1g", "1k"] {
+            assert!(parse_memory(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bare_env_names_take_this_process_value_or_vanish() {
+        assert_eq!(env_entry("A=1").as_deref(), Some("A=1"));
+        assert_eq!(env_entry("A=").as_deref(), Some("A="));
+        assert!(env_entry("STRATA_SURELY_UNSET_VARIABLE").is_none());
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(env_entry("PATH"), Some(format!("PATH={path}")));
+    }
+}
