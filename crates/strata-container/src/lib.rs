@@ -17,16 +17,21 @@
 //! other than the container directory it is given, print, or report a container as running
 //! when no monitor watches it (see [`monitor_alive`]).
 
+mod archive;
 mod create;
+mod diff;
 mod error;
 mod lifecycle;
 mod log;
 mod names;
+mod path_in_root;
 mod record;
 mod rootfs;
+mod view;
 mod volume;
 
 pub use create::{create, CreateOptions};
+pub use diff::{changes, Change, ChangeKind};
 pub use error::ContainerError;
 pub use lifecycle::{
     exec_monitor, kill, list, lookup, monitor_alive, monitor_command, parse_signal, prune,
