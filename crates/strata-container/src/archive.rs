@@ -12,7 +12,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{fstat, statat, AtFlags, FileType, Mode, OFlags, Stat};
+use rustix::fs::{fstat, statat, AtFlags, FileType, Mode, OFlags, Stat, StatxFlags};
 use tar::{EntryType, Header};
 
 /// Who owns the entries in the tar.
@@ -30,6 +30,9 @@ pub(crate) struct TreeArchive<W: Write> {
     owners: Owners,
     /// (dev, inode) of multiply-linked files → the name they were first written under.
     links: HashMap<(u64, u64), PathBuf>,
+    /// When set, entries on any other mount (a running container's /proc, /dev, bind-mounted
+    /// files, volumes) are left out.
+    mount: Option<u64>,
 }
 
 impl<W: Write> TreeArchive<W> {
@@ -40,13 +43,30 @@ impl<W: Write> TreeArchive<W> {
             tar,
             owners,
             links: HashMap::new(),
+            mount: None,
         }
+    }
+
+    /// Leaves out everything not on the mount that `parent`/`name` is on.
+    pub(crate) fn stay_on_mount_of(&mut self, parent: &OwnedFd, name: &OsStr) -> io::Result<()> {
+        self.mount = Some(mount_id(parent, name)?);
+        Ok(())
     }
 
     /// Adds `name` (inside directory `parent`) as `tar_name` and, if it is a directory,
     /// everything below it. An empty `tar_name` writes only the directory's contents (the
     /// root of an export, `cp SRC/. DEST`).
-    pub(crate) fn add(&mut self, parent: &OwnedFd, name: &OsStr, tar_name: &Path) -> io::Result<()> {
+    pub(crate) fn add(
+        &mut self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        tar_name: &Path,
+    ) -> io::Result<()> {
+        if let Some(mount) = self.mount {
+            if mount_id(parent, name)? != mount {
+                return Ok(());
+            }
+        }
         let st = statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)?;
         match FileType::from_raw_mode(st.st_mode) {
             FileType::Directory => {
@@ -144,6 +164,11 @@ impl<W: Write> TreeArchive<W> {
     }
 }
 
+fn mount_id(parent: &OwnedFd, name: &OsStr) -> io::Result<u64> {
+    let stx = rustix::fs::statx(parent, name, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::MNT_ID)?;
+    Ok(stx.stx_mnt_id)
+}
+
 /// The names in a directory, sorted by their bytes, without `.` and `..`.
 fn sorted_names(dir: &OwnedFd) -> io::Result<Vec<OsString>> {
     let mut names = Vec::new();
@@ -191,16 +216,40 @@ mod tests {
         std::fs::hard_link(src.join("b/f"), src.join("hl")).unwrap();
         std::os::unix::fs::symlink("/etc/shadow", src.join("a-link")).unwrap();
         std::os::unix::fs::symlink("/", src.join("root-link")).unwrap();
-        let parent = rustix::fs::open(t.path(), OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        let parent =
+            rustix::fs::open(t.path(), OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
         let mut archive = TreeArchive::new(Vec::new(), Owners::Root);
-        archive.add(&parent, OsStr::new("src"), Path::new("top")).unwrap();
+        archive
+            .add(&parent, OsStr::new("src"), Path::new("top"))
+            .unwrap();
         let tar = archive.finish().unwrap();
         let got = entries(&tar);
         let names: Vec<&str> = got.iter().map(|e| e.0.as_str()).collect();
-        assert_eq!(names, ["top", "top/a-link", "top/b", "top/b/f", "top/hl", "top/root-link"]);
-        assert_eq!(got[1], ("top/a-link".into(), EntryType::Symlink, "/etc/shadow".into()));
+        assert_eq!(
+            names,
+            [
+                "top",
+                "top/a-link",
+                "top/b",
+                "top/b/f",
+                "top/hl",
+                "top/root-link"
+            ]
+        );
+        assert_eq!(
+            got[1],
+            (
+                "top/a-link".into(),
+                EntryType::Symlink,
+                "/etc/shadow".into()
+            )
+        );
         assert_eq!(got[3].2, "data");
         assert_eq!(got[4], ("top/hl".into(), EntryType::Link, "top/b/f".into()));
-        assert_eq!(got[5].1, EntryType::Symlink, "a symlink to / is not descended");
+        assert_eq!(
+            got[5].1,
+            EntryType::Symlink,
+            "a symlink to / is not descended"
+        );
     }
 }

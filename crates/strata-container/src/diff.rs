@@ -54,7 +54,8 @@ pub fn changes(store: &Store, c: &Container) -> Result<Vec<Change>, ContainerErr
     let image = image_view(store, c.config.chain_id.as_ref())?;
     let lower = image.as_ref().map(|v| v.fd());
     let upper_fd = open_dir(&upper).map_err(|e| ContainerError::io("opening", &upper)(e.into()))?;
-    let io_err = |e: rustix::io::Errno| ContainerError::io("comparing the filesystem of", &c.dir)(e.into());
+    let io_err =
+        |e: rustix::io::Errno| ContainerError::io("comparing the filesystem of", &c.dir)(e.into());
     let mut out = Vec::new();
     match store.driver() {
         DriverKind::Overlay => {
@@ -75,7 +76,11 @@ pub fn changes(store: &Store, c: &Container) -> Result<Vec<Change>, ContainerErr
 }
 
 fn open_dir(path: &Path) -> rustix::io::Result<OwnedFd> {
-    rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+    rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
 }
 
 fn open_subdir(parent: &OwnedFd, name: &OsStr) -> rustix::io::Result<OwnedFd> {
@@ -158,17 +163,27 @@ fn overlay_changes(
         let below = lstat_at(lower, &name)?;
         let Some(st) = lstat_at(Some(upper), &name)? else {
             // Only in the image, under an opaque directory: removed with it.
-            out.push(Change { kind: ChangeKind::Deleted, path });
+            out.push(Change {
+                kind: ChangeKind::Deleted,
+                path,
+            });
             continue;
         };
         if is_whiteout(&st) {
             if below.is_some() {
-                out.push(Change { kind: ChangeKind::Deleted, path });
+                out.push(Change {
+                    kind: ChangeKind::Deleted,
+                    path,
+                });
             }
             continue;
         }
         if kind(&st) != FileType::Directory {
-            let kind = if below.is_some() { ChangeKind::Changed } else { ChangeKind::Added };
+            let kind = if below.is_some() {
+                ChangeKind::Changed
+            } else {
+                ChangeKind::Added
+            };
             out.push(Change { kind, path });
             continue;
         }
@@ -182,7 +197,10 @@ fn overlay_changes(
         let mut inner = Vec::new();
         overlay_changes(&sub, lower_sub.as_ref(), &path, opaque, &mut inner)?;
         match &below {
-            None => out.push(Change { kind: ChangeKind::Added, path }),
+            None => out.push(Change {
+                kind: ChangeKind::Added,
+                path,
+            }),
             Some(b) => {
                 let same = kind(b) == FileType::Directory
                     && b.st_mode == st.st_mode
@@ -191,7 +209,10 @@ fn overlay_changes(
                 if same && inner.is_empty() {
                     continue;
                 }
-                out.push(Change { kind: ChangeKind::Changed, path });
+                out.push(Change {
+                    kind: ChangeKind::Changed,
+                    path,
+                });
             }
         }
         out.append(&mut inner);
@@ -224,7 +245,10 @@ fn tree_changes(
         let path = dir.join(&name);
         let before = lstat_at(old, &name)?;
         let Some(now) = lstat_at(Some(new), &name)? else {
-            out.push(Change { kind: ChangeKind::Deleted, path });
+            out.push(Change {
+                kind: ChangeKind::Deleted,
+                path,
+            });
             continue;
         };
         let changed = match &before {
@@ -247,7 +271,10 @@ fn tree_changes(
         tree_changes(&sub, old_sub.as_ref(), &path, &mut inner)?;
         match changed {
             Some(kind) => out.push(Change { kind, path }),
-            None if !inner.is_empty() => out.push(Change { kind: ChangeKind::Changed, path }),
+            None if !inner.is_empty() => out.push(Change {
+                kind: ChangeKind::Changed,
+                path,
+            }),
             None => {}
         }
         out.append(&mut inner);
@@ -267,8 +294,14 @@ mod tests {
     }
 
     fn whiteout(path: &Path) {
-        rustix::fs::mknodat(rustix::fs::CWD, path, FileType::CharacterDevice, Mode::empty(), 0)
-            .unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            path,
+            FileType::CharacterDevice,
+            Mode::empty(),
+            0,
+        )
+        .unwrap();
     }
 
     /// An image tree and an upper dir, as overlay leaves them after some shell commands.
@@ -279,7 +312,14 @@ mod tests {
         for d in ["bin", "etc", "usr/lib", "tmp"] {
             std::fs::create_dir_all(img.join(d)).unwrap();
         }
-        for f in ["bin/sh", "bin/vi", "etc/passwd", "etc/group", "usr/lib/a", "usr/lib/b"] {
+        for f in [
+            "bin/sh",
+            "bin/vi",
+            "etc/passwd",
+            "etc/group",
+            "usr/lib/a",
+            "usr/lib/b",
+        ] {
             std::fs::write(img.join(f), "x").unwrap();
         }
         // echo >> /etc/passwd; rm /bin/vi; rm -rf /usr/lib && mkdir /usr/lib && touch /usr/lib/n;
@@ -292,7 +332,7 @@ mod tests {
         whiteout(&up.join("stray"));
         std::fs::write(up.join("usr/lib/n"), "").unwrap();
         rustix::fs::setxattr(
-            &up.join("usr/lib"),
+            up.join("usr/lib"),
             "trusted.overlay.opaque",
             b"y",
             rustix::fs::XattrFlags::empty(),
@@ -302,8 +342,14 @@ mod tests {
         std::fs::write(up.join("a-b"), "").unwrap();
         let mut out = Vec::new();
         let lower = open_dir(&img).unwrap();
-        overlay_changes(&open_dir(&up).unwrap(), Some(&lower), Path::new("/"), false, &mut out)
-            .unwrap();
+        overlay_changes(
+            &open_dir(&up).unwrap(),
+            Some(&lower),
+            Path::new("/"),
+            false,
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(
             lines(&out),
             [
@@ -334,7 +380,10 @@ mod tests {
             std::fs::write(root.join("etc/hosts"), "same").unwrap();
         }
         // Same content, same mtime: unchanged.
-        let mtime = std::fs::metadata(img.join("etc/hosts")).unwrap().modified().unwrap();
+        let mtime = std::fs::metadata(img.join("etc/hosts"))
+            .unwrap()
+            .modified()
+            .unwrap();
         std::fs::File::options()
             .write(true)
             .open(new.join("etc/hosts"))
@@ -345,10 +394,22 @@ mod tests {
         std::fs::write(new.join("var/cache/new"), "").unwrap();
         let mut out = Vec::new();
         let old = open_dir(&img).unwrap();
-        tree_changes(&open_dir(&new).unwrap(), Some(&old), Path::new("/"), &mut out).unwrap();
+        tree_changes(
+            &open_dir(&new).unwrap(),
+            Some(&old),
+            Path::new("/"),
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(
             lines(&out),
-            ["C /etc", "D /etc/old", "C /var", "C /var/cache", "A /var/cache/new"]
+            [
+                "C /etc",
+                "D /etc/old",
+                "C /var",
+                "C /var/cache",
+                "A /var/cache/new"
+            ]
         );
     }
 }

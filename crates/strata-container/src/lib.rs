@@ -18,18 +18,28 @@
 //! when no monitor watches it (see [`monitor_alive`]).
 
 mod archive;
+mod commit;
+mod copy;
 mod create;
 mod diff;
 mod error;
+#[cfg(test)]
+mod fs_tests;
 mod lifecycle;
 mod log;
 mod names;
 mod path_in_root;
 mod record;
 mod rootfs;
+mod top;
 mod view;
 mod volume;
 
+pub use commit::{commit, CommitOptions};
+pub use copy::{
+    copy_from_container, copy_from_container_to_tar, copy_into_container,
+    copy_tar_into_container, export, CopyOptions,
+};
 pub use create::{create, CreateOptions};
 pub use diff::{changes, Change, ChangeKind};
 pub use error::ContainerError;
@@ -42,6 +52,7 @@ pub use record::{
     Container, ContainerConfig, ContainerPaths, ContainerState, MountSpec, NetworkMode,
     PortBinding, ResourceLimits, RestartPolicy, Status,
 };
+pub use top::{top, ProcessTable};
 pub use volume::{ensure_volume, list_volumes, remove_volume, volume_path, Volume};
 
 /// `error: cause: cause…` on one line, for the state record.

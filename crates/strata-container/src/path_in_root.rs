@@ -93,11 +93,6 @@ fn locate_once(root: &OwnedFd, path: &Path) -> rustix::io::Result<Located> {
     })
 }
 
-/// Opens the directory at `path` inside `root` (following symlinks within the root).
-pub(crate) fn open_dir(root: &OwnedFd, path: &Path) -> rustix::io::Result<OwnedFd> {
-    open_in_root(root, &clean(path), OFlags::RDONLY | OFlags::DIRECTORY)
-}
-
 /// Opens an entry's own directory, refusing a symlink in its place.
 pub(crate) fn open_located_dir(l: &Located) -> rustix::io::Result<OwnedFd> {
     rustix::fs::openat(

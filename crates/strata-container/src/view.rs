@@ -4,7 +4,7 @@
 //! belongs to the descriptor alone, is visible to no process and vanishes when it is closed,
 //! even if strata is killed). vfs containers are plain directories.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags};
@@ -39,9 +39,10 @@ impl FsView {
         &self.root
     }
 
-    /// A path naming the root for path-based consumers (`/proc/self/fd/N`), valid while
-    /// `self` lives.
-    pub(crate) fn path(&self) -> PathBuf {
+    /// A path naming the root (`/proc/self/fd/N`), valid while `self` lives.
+    #[cfg(test)]
+    fn path(&self) -> PathBuf {
+        use std::os::fd::AsRawFd;
         PathBuf::from(format!("/proc/self/fd/{}", self.root.as_raw_fd()))
     }
 
@@ -115,7 +116,10 @@ pub(crate) fn container_view(
 }
 
 /// The image's filesystem under a container (read-only), for comparisons.
-pub(crate) fn image_view(store: &Store, chain_id: Option<&Digest>) -> Result<Option<FsView>, ContainerError> {
+pub(crate) fn image_view(
+    store: &Store,
+    chain_id: Option<&Digest>,
+) -> Result<Option<FsView>, ContainerError> {
     let chain = snapshot_dirs(store, chain_id)?;
     match (store.driver(), chain.len()) {
         (_, 0) => Ok(None),
@@ -157,7 +161,9 @@ fn fill_vfs_upper(store: &Store, c: &Container) -> Result<(), ContainerError> {
         upper: paths.upper.clone(),
         work: paths.work.clone(),
     };
-    store.snapshotter().mount(chain, &paths.rootfs, Some(&writable))?;
+    store
+        .snapshotter()
+        .mount(chain, &paths.rootfs, Some(&writable))?;
     strata_store::unmount(&paths.rootfs)?;
     Ok(())
 }
@@ -177,8 +183,9 @@ fn detached_overlay(
     let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
         .map_err(failed("opening an overlay filesystem for"))?;
     for lower in lowers {
-        fsconfig_set_string(&fs, "lowerdir+", lower.as_path())
-            .map_err(failed("adding overlay lower dirs (needs Linux 6.8 or later) at"))?;
+        fsconfig_set_string(&fs, "lowerdir+", lower.as_path()).map_err(failed(
+            "adding overlay lower dirs (needs Linux 6.8 or later) at",
+        ))?;
     }
     let mut attrs = MountAttrFlags::MOUNT_ATTR_NODEV | MountAttrFlags::MOUNT_ATTR_NOSUID;
     match writable {
@@ -220,19 +227,31 @@ mod tests {
         std::fs::write(upper.join("etc/new"), "n").unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &upper.join("gone"),
+            upper.join("gone"),
             rustix::fs::FileType::CharacterDevice,
             Mode::empty(),
             0,
         )
         .unwrap();
-        assert!(std::fs::symlink_metadata(upper.join("gone")).unwrap().file_type().is_char_device());
+        assert!(std::fs::symlink_metadata(upper.join("gone"))
+            .unwrap()
+            .file_type()
+            .is_char_device());
         let view = detached_overlay(&[upper.clone(), lower.clone()], None).unwrap();
         let root = view.path();
-        assert_eq!(std::fs::read_to_string(root.join("etc/passwd")).unwrap(), "root");
+        assert_eq!(
+            std::fs::read_to_string(root.join("etc/passwd")).unwrap(),
+            "root"
+        );
         assert_eq!(std::fs::read_to_string(root.join("etc/new")).unwrap(), "n");
-        assert!(!root.join("gone").exists(), "whiteout in the upper hides the lower file");
+        assert!(
+            !root.join("gone").exists(),
+            "whiteout in the upper hides the lower file"
+        );
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        assert!(!mounts.contains(t.path().to_str().unwrap()), "nothing attached");
+        assert!(
+            !mounts.contains(t.path().to_str().unwrap()),
+            "nothing attached"
+        );
     }
 }
