@@ -216,6 +216,63 @@ mod tests {
         assert_eq!(start_time(now - 400 * 86400, now).len(), 4, "a year");
     }
 
+    /// A "container" whose init is `sleep` in its own pid namespace (made by unshare), with
+    /// the monitor lock held by the test: top lists the sleep and nothing of the host.
+    #[test]
+    fn lists_the_processes_of_the_init_pid_namespace_only() {
+        use std::os::fd::AsFd;
+        let mut unshare = std::process::Command::new("unshare")
+            .args(["--pid", "--fork", "--kill-child", "sleep", "30"])
+            .spawn()
+            .unwrap();
+        let children = format!("/proc/{}/task/{}/children", unshare.id(), unshare.id());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let init: i32 = loop {
+            let text = std::fs::read_to_string(&children).unwrap_or_default();
+            if let Some(pid) = text.split_whitespace().next().and_then(|p| p.parse().ok()) {
+                break pid;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "unshare started no child"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let lock = std::fs::File::create(dir.path().join("monitor.lock")).unwrap();
+        rustix::fs::flock(lock.as_fd(), rustix::fs::FlockOperation::LockExclusive).unwrap();
+        let config: crate::ContainerConfig = serde_json::from_value(serde_json::json!({
+            "image": "x", "image_id": format!("sha256:{}", "0".repeat(64)), "chain_id": null,
+            "entrypoint": [], "cmd": ["sleep", "30"], "env": [], "working_dir": "", "user": "",
+            "hostname": "h", "tty": false, "interactive": false, "network": "none",
+            "ports": [], "mounts": [], "read_only": false, "limits": {}, "restart": {"name": "no"},
+            "auto_remove": false, "labels": {}, "stop_signal": "", "stop_timeout": null,
+            "exposed_ports": []
+        }))
+        .unwrap();
+        let c = Container {
+            id: "0".repeat(64),
+            name: "sleeper".into(),
+            created: 0,
+            config,
+            state: crate::ContainerState {
+                status: crate::Status::Running,
+                pid: init,
+                ..Default::default()
+            },
+            dir: dir.path().to_path_buf(),
+        };
+        let table = top(&c);
+        let _ = unshare.kill();
+        let _ = unshare.wait();
+        let table = table.unwrap();
+        assert_eq!(table.titles, TITLES);
+        let pids: Vec<&str> = table.processes.iter().map(|r| r[1].as_str()).collect();
+        assert_eq!(pids, [init.to_string()]);
+        assert_eq!(table.processes[0][0], "root");
+        assert_eq!(table.processes[0][7], "sleep 30");
+    }
+
     #[test]
     fn this_process_reads_as_a_row() {
         let clock = Clock::now().unwrap();
