@@ -68,6 +68,17 @@ pub enum ContainerError {
         path: String,
         reason: String,
     },
+    #[error("{path:?}: {reason}")]
+    HostPath { path: PathBuf, reason: String },
+    #[error("{what} is not supported yet")]
+    Unsupported { what: String },
+    #[error("{action} of container {id}")]
+    Archive {
+        action: &'static str,
+        id: String,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl ContainerError {

@@ -17,19 +17,34 @@
 //! other than the container directory it is given, print, or report a container as running
 //! when no monitor watches it (see [`monitor_alive`]).
 
+mod archive;
+mod commit;
+mod copy;
 mod create;
+mod diff;
 mod error;
+#[cfg(test)]
+mod fs_tests;
 mod lifecycle;
 mod log;
 mod monitor;
 mod names;
+mod inspect;
 mod network;
+mod path_in_root;
 mod record;
 mod rootfs;
-mod inspect;
+mod top;
+mod view;
 mod volume;
 
+pub use commit::{commit, CommitOptions};
+pub use copy::{
+    copy_from_container, copy_from_container_to_tar, copy_into_container,
+    copy_tar_into_container, export, CopyOptions,
+};
 pub use create::{create, CreateOptions};
+pub use diff::{changes, Change, ChangeKind};
 pub use error::ContainerError;
 pub use lifecycle::{
     exec_monitor, kill, list, lookup, monitor_alive, monitor_command, parse_signal, prune,
@@ -43,6 +58,7 @@ pub use record::{
     PortBinding, ResourceLimits, RestartPolicy, Status,
 };
 pub use inspect::inspect_view;
+pub use top::{top, ProcessTable};
 pub use volume::{ensure_volume, list_volumes, remove_volume, volume_path, Volume};
 
 /// `error: cause: cause…` on one line, for the state record.

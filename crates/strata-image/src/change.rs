@@ -22,8 +22,8 @@ const ALLOWED: [Kind; 10] = [
     Kind::Workdir,
 ];
 
-/// Applies `changes` in order to `config`.
-pub(crate) fn apply_all(
+/// Applies `changes` (`import -c`, `commit -c`) in order to `config`.
+pub fn apply_all(
     config: &mut ContainerConfig,
     changes: &[String],
 ) -> Result<(), ImageError> {

@@ -21,6 +21,7 @@ mod view;
 
 pub use archive_in::{load_archive, LoadedImage};
 pub use archive_out::{save_archive, ArchiveFormat, SaveItem};
+pub use change::apply_all as apply_changes;
 pub use error::ImageError;
 pub use import::{import_rootfs, ImportOptions};
 pub use remove::{prune_images, remove_image, PruneReport, RemoveEvent};

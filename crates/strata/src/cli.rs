@@ -89,6 +89,16 @@ pub(crate) enum Command {
     Ps(PsArgs),
     /// Run a command in a running container
     Exec(ExecArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -127,6 +137,16 @@ pub(crate) enum ContainerCommand {
     Inspect(InspectArgs),
     /// Remove all stopped containers
     Prune(ContainerPruneArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
 }
 
 #[derive(Subcommand)]

@@ -257,3 +257,60 @@ pub(crate) struct VolumeRmArgs {
     #[arg(short, long)]
     pub(crate) force: bool,
 }
+
+/// `strata diff CONTAINER`
+#[derive(Args)]
+pub(crate) struct DiffArgs {
+    pub(crate) container: String,
+}
+
+/// `strata commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]`
+#[derive(Args)]
+pub(crate) struct CommitArgs {
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short, long = "change")]
+    pub(crate) change: Vec<String>,
+    /// Commit message
+    #[arg(short, long)]
+    pub(crate) message: Option<String>,
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short, long)]
+    pub(crate) author: Option<String>,
+    /// Pause container during commit
+    #[arg(short, long, action = ArgAction::Set, num_args = 0..=1, default_value_t = true,
+          default_missing_value = "true", require_equals = true)]
+    pub(crate) pause: bool,
+    pub(crate) container: String,
+    pub(crate) reference: Option<String>,
+}
+
+/// `strata export [-o FILE] CONTAINER`
+#[derive(Args)]
+pub(crate) struct ExportArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long)]
+    pub(crate) output: Option<PathBuf>,
+    pub(crate) container: String,
+}
+
+/// `strata cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-` and `strata cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH`
+#[derive(Args)]
+pub(crate) struct CpArgs {
+    /// Archive mode (copy all uid/gid information)
+    #[arg(short, long)]
+    pub(crate) archive: bool,
+    /// Always follow symbol link in SRC_PATH
+    #[arg(short = 'L', long = "follow-link")]
+    pub(crate) follow_link: bool,
+    pub(crate) source: String,
+    pub(crate) destination: String,
+}
+
+/// `strata top CONTAINER [ps OPTIONS]`
+#[derive(Args)]
+pub(crate) struct TopArgs {
+    pub(crate) container: String,
+    /// ps options (accepted for compatibility; the columns are always those of `ps -ef`)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub(crate) ps_args: Vec<String>,
+}

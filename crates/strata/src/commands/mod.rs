@@ -2,6 +2,7 @@
 
 mod build;
 mod container;
+mod container_fs;
 mod dockerfile;
 mod exec;
 mod history;
@@ -74,6 +75,17 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Container(ContainerCommand::Prune(a)) => container::prune_cmd(g, a),
         Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => exec::run(g, a),
         Command::Volume(c) => volume::run(g, c),
+        Command::Diff(a) | Command::Container(ContainerCommand::Diff(a)) => {
+            container_fs::diff(g, a)
+        }
+        Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => {
+            container_fs::commit(g, a)
+        }
+        Command::Export(a) | Command::Container(ContainerCommand::Export(a)) => {
+            container_fs::export(g, a)
+        }
+        Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => container_fs::cp(g, a),
+        Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => container_fs::top(g, a),
     }
 }
 
