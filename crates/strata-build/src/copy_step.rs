@@ -8,7 +8,7 @@ use strata_store::LayerRecord;
 use crate::builder::{now_secs, Builder, Session, StageState};
 use crate::copy_files::{copy_into, CopySpec};
 use crate::layer_commit::{commit_layer, MountedRootfs};
-use crate::op::{CopyOp, CopySource, PlannedStep};
+use crate::op::{is_http, CopyOp, CopySource, PlannedStep};
 use crate::owner::{parse_chmod, resolve_owner, Owner};
 use crate::rootfs::{absolute, RootfsView};
 use crate::BuildError;
@@ -32,7 +32,7 @@ impl Builder<'_> {
             .as_deref()
             .map(|m| parse_chmod(m, step.line))
             .transpose()?;
-        if c.add && c.sources.iter().any(|src| is_url(src)) {
+        if c.add && c.sources.iter().any(|src| is_http(src)) {
             return Err(BuildError::Unsupported {
                 line: step.line,
                 instruction: "ADD",
@@ -44,6 +44,18 @@ impl Builder<'_> {
         if c.dest.ends_with('/') && !dest.ends_with('/') {
             dest.push('/');
         }
+        let exclude = if c.exclude.is_empty() {
+            None
+        } else {
+            Some(
+                DockerIgnore::parse(&c.exclude.join("\n")).map_err(|source| {
+                    BuildError::Context {
+                        line: step.line,
+                        source,
+                    }
+                })?,
+            )
+        };
         let spec = CopySpec {
             line: step.line,
             sources: &c.sources,
@@ -52,6 +64,9 @@ impl Builder<'_> {
             chmod,
             now: now_secs(sde),
             add: c.add,
+            inline: &c.inline,
+            parents: c.parents,
+            exclude,
         };
         let dir = s.area.scratch()?;
         match &c.from {
@@ -91,8 +106,4 @@ impl Builder<'_> {
             step.line,
         )
     }
-}
-
-fn is_url(src: &str) -> bool {
-    src.starts_with("http://") || src.starts_with("https://") || src.starts_with("git@")
 }

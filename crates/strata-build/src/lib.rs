@@ -25,6 +25,7 @@
 //! Dockerfile text (that is strata-dockerfile), read the host's `/etc/passwd`, or print
 //! (progress goes to a [`Reporter`]).
 
+mod archive;
 mod builder;
 mod cache_key;
 mod copy_files;
@@ -32,14 +33,17 @@ mod copy_step;
 mod error;
 mod layer_commit;
 mod metadata;
+mod onbuild;
 mod op;
 mod owner;
 mod reporter;
 mod rootfs;
 mod run_executor;
+mod run_mounts;
 mod run_step;
 mod runtime_executor;
 mod temp_area;
+mod tree_diff;
 
 #[cfg(test)]
 mod build_tests;
@@ -52,8 +56,10 @@ pub use builder::{BuildOptions, BuildOutput, Builder};
 pub use cache_key::{BaseKey, CacheKey, StepInputs};
 pub use error::BuildError;
 pub use op::{
-    plan, CopyOp, CopySource, FromOp, HealthSpec, MetadataOp, Op, PlannedStep, RunOp, StagePlan,
+    plan, CopyOp, CopySource, FromOp, HealthSpec, InlineFile, MetadataOp, Op, PlannedStep,
+    RunMountOp, RunOp, StagePlan,
 };
 pub use reporter::{Reporter, SilentReporter};
-pub use run_executor::{RunExecutor, RunNetwork, RunOutcome, RunRequest};
+pub use run_executor::{RunExecutor, RunMount, RunNetwork, RunOutcome, RunRequest};
+pub use run_mounts::parse_secrets;
 pub use runtime_executor::RuntimeExecutor;
