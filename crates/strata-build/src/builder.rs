@@ -509,6 +509,9 @@ impl<'a> Builder<'a> {
             return Ok(None);
         };
         Ok(Some(match &c.from {
+            CopySource::Context if c.sources.iter().any(|p| crate::op::is_http(p)) => {
+                self.url_content(s, step, c)?
+            }
             CopySource::Context => {
                 let patterns: Vec<&str> = c.sources.iter().map(String::as_str).collect();
                 let mut cache = lock(&s.stat_cache);

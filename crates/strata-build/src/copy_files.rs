@@ -431,6 +431,24 @@ fn extract(
     Ok(())
 }
 
+/// Writes the host file `src` at `target` in the layer with `mode`, the spec's owner and
+/// `mtime`, creating missing parents.
+pub(crate) fn place_file(
+    layer: &Path,
+    target: &Path,
+    src: &Path,
+    mode: u32,
+    rootfs: &RootfsView,
+    spec: &CopySpec<'_>,
+    mtime: i64,
+) -> Result<(), BuildError> {
+    ensure_parents(layer, target, rootfs, spec.owner, spec.now)?;
+    let host = layer.join(target);
+    remove_existing(&host, false)?;
+    fs::copy(src, &host).map_err(BuildError::io("copying", src))?;
+    finish(&host, Some(mode), spec.owner, mtime)
+}
+
 /// Copies the tree at `src` (a directory, file or symlink) to `dst`, which must not exist,
 /// keeping types, modes, owners, mtimes and hardlinks; never follows symlinks.
 pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<(), BuildError> {

@@ -36,6 +36,7 @@ mod metadata;
 mod onbuild;
 mod op;
 mod owner;
+mod remote;
 mod reporter;
 mod rootfs;
 mod run_executor;

@@ -411,3 +411,105 @@ RUN echo changed > /app/a && rm /app/gone && chmod 0700 /app/sub && rm /bin/true
     assert_eq!(results[0].0, results[1].0, "the RUN's layer");
     assert_eq!(results[0], results[1]);
 }
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 answering every GET with `body` (a 404 for paths
+/// ending in `missing`), Last-Modified fixed; returns its base URL.
+fn serve(body: std::sync::Arc<std::sync::Mutex<Vec<u8>>>) -> String {
+    use std::io::BufRead;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+            let mut first = String::new();
+            reader.read_line(&mut first).unwrap_or(0);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let data = body.lock().unwrap().clone();
+            let head = if first.split(' ').nth(1).unwrap_or("").ends_with("missing") {
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_string()
+            } else {
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\nConnection: close\r\n\r\n",
+                    data.len()
+                )
+            };
+            let _ = conn.write_all(head.as_bytes());
+            if head.contains("200") {
+                let _ = conn.write_all(&data);
+            }
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn add_downloads_urls_with_checksums_and_last_modified() {
+    let env = Env::new();
+    env.import_busybox();
+    let tar = tar_of(&[("inside.txt", b"not extracted")]);
+    let body = std::sync::Arc::new(std::sync::Mutex::new(tar.clone()));
+    let base = serve(body.clone());
+    let sum: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&tar)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let dockerfile = format!(
+        "FROM busybox:local\nADD {base}/files/data.tar /d/\nADD --checksum=sha256:{sum} {base}/files/data.tar?x=1 /named\nADD --chmod=0644 {base}/ /root.bin\n"
+    );
+    let dir = context(&env, &[("Dockerfile", dockerfile.as_bytes())]);
+    build(&env, &dir, "url:1");
+    let all: BTreeMap<String, Node> = layers(&env, "url:1").into_iter().flatten().collect();
+    let file = &all["d/data.tar"];
+    assert_eq!(
+        (file.mode, file.mtime, &file.data),
+        (0o600, 1_445_412_480, &tar)
+    );
+    assert_eq!(all["named"].data, tar);
+    assert_eq!(all["root.bin"].mode, 0o644);
+    // Checked against Docker 20.10 + BuildKit: 0600, Last-Modified as mtime, not extracted.
+    assert!(!all.contains_key("d/inside.txt"));
+
+    // Same content: a cached rebuild. New content: the steps run again.
+    let out = env.run(&["build", "-t", "url:1", dir.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CACHED"));
+    let id1 = inspect(&env, "url:1")["Id"].clone();
+    *body.lock().unwrap() = b"changed".to_vec();
+    let err = env.fails(&["build", "-q", "-t", "url:2", dir.to_str().unwrap()]);
+    assert!(err.contains("checksum mismatch"), "{err}");
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM busybox:local\nADD {base}/files/data.tar /d/\n"),
+    )
+    .unwrap();
+    build(&env, &dir, "url:3");
+    assert_ne!(inspect(&env, "url:3")["Id"], id1);
+    assert_eq!(
+        layers(&env, "url:3").pop().unwrap()["d/data.tar"].data,
+        b"changed"
+    );
+
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM busybox:local\nADD {base}/missing /m\n"),
+    )
+    .unwrap();
+    let err = env.fails(&["build", "-q", "-t", "url:4", dir.to_str().unwrap()]);
+    assert!(err.contains("404"), "{err}");
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox:local\nADD https://github.com/a/b.git /src\n",
+    )
+    .unwrap();
+    let err = env.fails(&["build", "-q", "-t", "url:5", dir.to_str().unwrap()]);
+    assert!(err.contains("git"), "{err}");
+}
