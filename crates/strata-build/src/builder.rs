@@ -97,6 +97,11 @@ impl StageState {
         self.layers.iter().map(|l| l.diff_id.clone()).collect()
     }
 
+    /// The cache key of the stage's last step.
+    pub(crate) fn key_digest(&self) -> Digest {
+        self.key.digest().clone()
+    }
+
     pub(crate) fn chain(&self) -> Option<Digest> {
         chain_ids(&self.diff_ids()).pop()
     }
@@ -505,8 +510,10 @@ impl<'a> Builder<'a> {
         s: &Session<'_>,
         step: &PlannedStep,
     ) -> Result<Option<Digest>, BuildError> {
-        let Op::Copy(c) = &step.op else {
-            return Ok(None);
+        let c = match &step.op {
+            Op::Copy(c) => c,
+            Op::Run(r) => return self.mount_content(s, step, r),
+            _ => return Ok(None),
         };
         Ok(Some(match &c.from {
             CopySource::Context if c.sources.iter().any(|p| crate::op::is_http(p)) => {

@@ -23,13 +23,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{flock, FlockOperation};
+use strata_context::{hash_selection, StatCache};
 use strata_dockerfile::{CacheSharing, Mount, MountType};
-use strata_oci::Digest;
+use strata_oci::{Digest, Sha256Hasher};
 
 use crate::builder::{Builder, Session};
 use crate::copy_files::{copy_into, copy_tree, CopySpec};
 use crate::layer_commit::MountedRootfs;
-use crate::op::{CopySource, RunMountOp};
+use crate::op::{CopySource, PlannedStep, RunMountOp, RunOp};
 use crate::owner::Owner;
 use crate::rootfs::{absolute, clean_rel, RootfsView};
 use crate::run_executor::RunMount;
@@ -139,6 +140,60 @@ impl Builder<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// What a RUN reads through its bind mounts, for its cache key: the bound context files,
+    /// or the source stage's key / image ID. Cache and secret contents are not part of it
+    /// (as with BuildKit); tmpfs has none.
+    pub(crate) fn mount_content(
+        &self,
+        s: &Session<'_>,
+        step: &PlannedStep,
+        r: &RunOp,
+    ) -> Result<Option<Digest>, BuildError> {
+        let mut h = Sha256Hasher::new();
+        let mut any = false;
+        for RunMountOp { mount, from } in &r.mounts {
+            if mount.kind != MountType::Bind && !(mount.kind == MountType::Cache && from.is_some())
+            {
+                continue;
+            }
+            any = true;
+            let part = match from {
+                None => {
+                    let source = mount.source.as_deref().unwrap_or("/");
+                    let mut cache = StatCache::in_memory();
+                    hash_selection(
+                        &s.context,
+                        &[source],
+                        &mut cache,
+                        s.opts.source_date_epoch.is_none(),
+                    )
+                    .map_err(|source| BuildError::Context {
+                        line: step.line,
+                        source,
+                    })?
+                }
+                Some(CopySource::Stage(j)) => s
+                    .stage(*j)
+                    .map(|st| st.key_digest())
+                    .ok_or_else(|| BuildError::at(step.line, format!("stage {j} was not built")))?,
+                Some(CopySource::Image(name)) => {
+                    strata_image::resolve_image(self.store, name)
+                        .map_err(|source| BuildError::BaseImage {
+                            line: step.line,
+                            name: name.clone(),
+                            source: Box::new(source),
+                        })?
+                        .record
+                        .id
+                }
+                Some(CopySource::Context) => continue,
+            };
+            h.update(part.as_str().as_bytes());
+            h.update(b"\n");
+        }
+        Ok(any.then(|| h.finish()))
     }
 
     fn prepare_secret(

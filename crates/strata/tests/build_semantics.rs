@@ -302,6 +302,19 @@ RUN --mount=type=secret,id=absent echo fine > /o11\n",
             );
         }
     }
+    // A bound context file is an input of the RUN: changing it is a cache miss.
+    std::fs::write(dir.join("sub/f"), "ctx2\n").unwrap();
+    env.ok(&[
+        "build",
+        "-q",
+        "--secret",
+        &secret_flag,
+        "-t",
+        "mnt:1b",
+        dir.to_str().unwrap(),
+    ]);
+    let again: BTreeMap<String, Node> = layers(&env, "mnt:1b").into_iter().flatten().collect();
+    assert_eq!(again["o4"].data, b"ctx2\n");
     // The cache persists across builds.
     std::fs::write(dir.join("Dockerfile"), "FROM busybox:local\nRUN --mount=type=cache,target=/cache,mode=0700,uid=5 cat /cache/n > /again\n").unwrap();
     build(&env, &dir, "mnt:2");
