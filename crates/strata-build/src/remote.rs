@@ -90,7 +90,9 @@ pub(crate) fn fetch(
         .into_with_config()
         .limit(u64::MAX)
         .reader();
-    let mut file = fs::File::create(&path).map_err(BuildError::io("creating", &path))?;
+    // Written aside and renamed: stages fetching the same URL in parallel never see half a file.
+    let mut file =
+        tempfile::NamedTempFile::new_in(&dir).map_err(BuildError::io("creating in", &dir))?;
     let mut hasher = Sha256Hasher::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
@@ -110,7 +112,16 @@ pub(crate) fn fetch(
         "{digest}\n{}",
         mtime.map_or(String::new(), |m| m.to_string())
     );
-    fs::write(&meta, record).map_err(BuildError::io("writing", &meta))?;
+    file.persist(&path)
+        .map_err(|e| BuildError::io("writing", &path)(e.error))?;
+    let mut meta_file =
+        tempfile::NamedTempFile::new_in(&dir).map_err(BuildError::io("creating in", &dir))?;
+    meta_file
+        .write_all(record.as_bytes())
+        .map_err(BuildError::io("writing", &meta))?;
+    meta_file
+        .persist(&meta)
+        .map_err(|e| BuildError::io("writing", &meta)(e.error))?;
     Ok(Fetched {
         path,
         name,

@@ -526,3 +526,32 @@ fn add_downloads_urls_with_checksums_and_last_modified() {
     let err = env.fails(&["build", "-q", "-t", "url:5", dir.to_str().unwrap()]);
     assert!(err.contains("git"), "{err}");
 }
+
+#[test]
+fn locked_cache_mounts_serialise_parallel_stages() {
+    let env = Env::new();
+    env.import_busybox();
+    let run = |n: &str| {
+        format!(
+            "RUN --mount=type=cache,target=/c,sharing=locked echo start-{n} >> /c/log && sleep 1 && echo end-{n} >> /c/log && cp /c/log /out\n"
+        )
+    };
+    let dockerfile = format!(
+        "FROM busybox:local AS a\n{}FROM busybox:local AS b\n{}FROM busybox:local\nCOPY --from=a /out /a\nCOPY --from=b /out /b\n",
+        run("a"),
+        run("b")
+    );
+    let dir = context(&env, &[("Dockerfile", dockerfile.as_bytes())]);
+    build(&env, &dir, "locked:1");
+    let all: BTreeMap<String, Node> = layers(&env, "locked:1").into_iter().flatten().collect();
+    let (a, b) = (
+        String::from_utf8_lossy(&all["a"].data).into_owned(),
+        String::from_utf8_lossy(&all["b"].data).into_owned(),
+    );
+    let longer = if a.len() > b.len() { a } else { b };
+    let lines: Vec<&str> = longer.lines().collect();
+    assert_eq!(lines.len(), 4, "{longer}");
+    // Each step's start and end are adjacent: the second waited for the first.
+    assert_eq!(lines[0].replace("start", "end"), lines[1], "{longer}");
+    assert_eq!(lines[2].replace("start", "end"), lines[3], "{longer}");
+}
