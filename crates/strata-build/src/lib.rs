@@ -1,9 +1,11 @@
 //! strata-build: the build engine. It turns a Dockerfile (or any producer of ops) into an image
 //! in the store: per-stage chains of [`Op`]s (independent stages built in parallel), a
 //! [`CacheKey`] per step and the store's build-cache index consulted before any work, COPY/ADD
-//! of context files, earlier stages and images (local tar archives extracted by ADD), metadata
-//! instructions written exactly as BuildKit writes the image config and history, and RUN
-//! through a [`RunExecutor`] the runtime provides. Layers are deterministic: with
+//! of context files, earlier stages, images, heredocs and (ADD) http(s) URLs, with local tar,
+//! gzip, zstd, bzip2 and xz archives extracted by ADD, metadata instructions written exactly as
+//! BuildKit writes the image config and history, ONBUILD triggers of a base run after its FROM,
+//! and RUN through a [`RunExecutor`] the runtime provides, with `--mount` cache, tmpfs, bind
+//! and secret, on overlay or (by a tree diff) vfs. Layers are deterministic: with
 //! `SOURCE_DATE_EPOCH`, the same inputs give the same image ID in any store.
 //!
 //! ```no_run

@@ -382,6 +382,12 @@ fn plan_copy(
                 "checksum can't be specified for non-HTTP sources",
             ));
         }
+        if checksum
+            .as_deref()
+            .is_some_and(|c| !c.starts_with("sha256:"))
+        {
+            return Err(unsupported("--checksum with a digest other than sha256"));
+        }
     }
     for src in &sources {
         if is_http(src) && !add {
