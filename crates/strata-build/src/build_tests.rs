@@ -291,9 +291,10 @@ fn independent_stages_build_in_one_wave_and_combine() {
 }
 
 #[test]
-fn onbuild_triggers_of_a_base_are_refused_not_skipped() {
+fn onbuild_triggers_of_a_base_run_after_from_and_are_cleared() {
     let (_d, store) = open_store();
     let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("x"), "x").unwrap();
     let base = Builder::new(&store)
         .build(
             "FROM scratch\nONBUILD COPY x /x\n",
@@ -308,20 +309,13 @@ fn onbuild_triggers_of_a_base_are_refused_not_skipped() {
         base.config.config.unwrap().on_build,
         Some(vec!["COPY x /x".to_string()])
     );
-    let err = Builder::new(&store)
+    let child = Builder::new(&store)
         .build("FROM trig:1\n", ctx.path(), &sde(0))
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            BuildError::Unsupported {
-                line: 1,
-                instruction: "FROM",
-                ..
-            }
-        ),
-        "{err}"
-    );
+        .unwrap();
+    assert_eq!(child.layers.len(), 1);
+    assert_eq!(child.config.config.unwrap().on_build, None);
+    let history = child.config.history.last().unwrap();
+    assert_eq!(history.created_by.as_deref(), Some("COPY x /x # buildkit"));
 }
 
 #[test]

@@ -49,6 +49,8 @@ pub struct BuildOptions {
     /// The Dockerfile's path relative to the context, to find `<name>.dockerignore`
     /// next to it; `Dockerfile` when None.
     pub dockerfile_path: Option<PathBuf>,
+    /// `--secret id=…,src=…`: secret id → file, for `RUN --mount=type=secret`.
+    pub secrets: BTreeMap<String, PathBuf>,
 }
 
 /// What a build produced.
@@ -93,6 +95,11 @@ pub(crate) struct StageState {
 impl StageState {
     pub(crate) fn diff_ids(&self) -> Vec<Digest> {
         self.layers.iter().map(|l| l.diff_id.clone()).collect()
+    }
+
+    /// The cache key of the stage's last step.
+    pub(crate) fn key_digest(&self) -> Digest {
+        self.key.digest().clone()
     }
 
     pub(crate) fn chain(&self) -> Option<Digest> {
@@ -141,12 +148,18 @@ fn stage_deps(stage: &StagePlan) -> BTreeSet<usize> {
         deps.insert(j);
     }
     for step in &stage.steps {
-        if let Op::Copy(CopyOp {
-            from: CopySource::Stage(j),
-            ..
-        }) = step.op
-        {
-            deps.insert(j);
+        match &step.op {
+            Op::Copy(CopyOp {
+                from: CopySource::Stage(j),
+                ..
+            }) => {
+                deps.insert(*j);
+            }
+            Op::Run(r) => deps.extend(r.mounts.iter().filter_map(|m| match m.from {
+                Some(CopySource::Stage(j)) => Some(j),
+                _ => None,
+            })),
+            _ => {}
         }
     }
     deps
@@ -282,6 +295,8 @@ impl<'a> Builder<'a> {
                 }
             }
         }
+        // ONBUILD triggers of the bases run right after their FROM.
+        let df = crate::onbuild::with_triggers(self.store, &df, &first)?.unwrap_or(df);
         let resolved = resolve(&df, &ropts)?;
         let stages = plan(&df, &resolved)?;
         Ok((resolved.target, stages))
@@ -353,16 +368,6 @@ impl<'a> Builder<'a> {
                         source: Box::new(source),
                     }
                 })?;
-                // BuildKit runs a base image's ONBUILD triggers right after FROM; building
-                // without them would give a different image, so refuse until they run here.
-                let triggers = img.config.config_or_default().on_build.unwrap_or_default();
-                if !triggers.is_empty() {
-                    return Err(BuildError::Unsupported {
-                        line: stage.line,
-                        instruction: "FROM",
-                        what: format!("ONBUILD triggers of {name} ({})", triggers.join("; ")),
-                    });
-                }
                 self.store.unpack_image(&img.record)?;
                 StageState {
                     config: new_config(img.config),
@@ -385,9 +390,12 @@ impl<'a> Builder<'a> {
                 }
             }
         };
-        if state.config.config.is_none() {
-            state.config.config = Some(ContainerConfig::default());
-        }
+        // The base's ONBUILD triggers ran (spliced in by `plan_build`); they do not carry on.
+        state
+            .config
+            .config
+            .get_or_insert_with(ContainerConfig::default)
+            .on_build = None;
         for (n, step) in stage.steps.iter().enumerate() {
             self.step(s, stage.index, n, step, &mut state)?;
         }
@@ -458,9 +466,7 @@ impl<'a> Builder<'a> {
             }
             Op::Copy(c) => {
                 let layer = self.copy(s, step, c, state)?;
-                let verb = if c.add { "ADD" } else { "COPY" };
-                let text = format!("{verb} {} {} # buildkit", c.sources.join(" "), c.dest);
-                (Some(text), Some(layer))
+                (Some(c.history_text()), Some(layer))
             }
             Op::Run(r) => {
                 let (text, layer) = self.run(s, stage, n, step, r, state)?;
@@ -504,10 +510,15 @@ impl<'a> Builder<'a> {
         s: &Session<'_>,
         step: &PlannedStep,
     ) -> Result<Option<Digest>, BuildError> {
-        let Op::Copy(c) = &step.op else {
-            return Ok(None);
+        let c = match &step.op {
+            Op::Copy(c) => c,
+            Op::Run(r) => return self.mount_content(s, step, r),
+            _ => return Ok(None),
         };
         Ok(Some(match &c.from {
+            CopySource::Context if c.sources.iter().any(|p| crate::op::is_http(p)) => {
+                self.url_content(s, step, c)?
+            }
             CopySource::Context => {
                 let patterns: Vec<&str> = c.sources.iter().map(String::as_str).collect();
                 let mut cache = lock(&s.stat_cache);

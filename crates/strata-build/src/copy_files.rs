@@ -9,9 +9,11 @@ use std::io::Read;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use strata_context::{ContextIndex, Entry, EntryKind};
-use strata_layer::{apply_layer, decompress, is_tar_header, ApplyOptions, WhiteoutMode, TAR_BLOCK};
+use strata_context::{ContextIndex, DockerIgnore, Entry, EntryKind};
+use strata_layer::{apply_layer, ApplyOptions, WhiteoutMode};
 
+use crate::archive::open_archive;
+use crate::op::InlineFile;
 use crate::owner::Owner;
 use crate::rootfs::{clean_rel, RootfsView};
 use crate::BuildError;
@@ -28,8 +30,38 @@ pub(crate) struct CopySpec<'a> {
     pub(crate) chmod: Option<u32>,
     /// mtime (seconds) of directories the copy creates.
     pub(crate) now: i64,
-    /// ADD: a local tar source (plain, gzip or zstd) is extracted into the destination.
+    /// ADD: a local tar source (plain, gzip, zstd, bzip2 or xz) is extracted into the destination.
     pub(crate) add: bool,
+    /// Heredoc sources, written after the path sources (as BuildKit orders them).
+    pub(crate) inline: &'a [InlineFile],
+    /// `--parents`: each source keeps its path below the part before `/./` (or the root).
+    pub(crate) parents: bool,
+    /// `--exclude` patterns, matched against paths relative to the copied source.
+    pub(crate) exclude: Option<DockerIgnore>,
+}
+
+impl<'a> CopySpec<'a> {
+    /// A plain copy of `sources` into the root of a directory, owned by root, modes kept.
+    pub(crate) fn plain(line: usize, sources: &'a [String]) -> CopySpec<'a> {
+        CopySpec {
+            line,
+            sources,
+            dest: "/",
+            owner: Owner::default(),
+            chmod: None,
+            now: 0,
+            add: false,
+            inline: &[],
+            parents: false,
+            exclude: None,
+        }
+    }
+
+    fn excluded(&self, rel: &str) -> bool {
+        self.exclude
+            .as_ref()
+            .is_some_and(|x| !rel.is_empty() && x.is_excluded(rel, false))
+    }
 }
 
 /// The first layer path written for each hardlinked context inode (dev, ino).
@@ -39,16 +71,23 @@ type Links = HashMap<(u64, u64), PathBuf>;
 struct Top<'a> {
     entry: Option<&'a Entry>,
     subtree: Vec<&'a Entry>,
+    /// `--parents`: the context path the source's path is kept below (before `/./`).
+    pivot: String,
 }
 
 /// The selected entries of every source pattern, grouped by the top entry each matched.
 fn tops<'a>(index: &'a ContextIndex, spec: &CopySpec<'_>) -> Result<Vec<Top<'a>>, BuildError> {
     let mut out = Vec::new();
     for pattern in spec.sources {
+        let pivot = match pattern.split_once("/./") {
+            Some((base, _)) if spec.parents => clean_rel(base).to_string_lossy().into_owned(),
+            _ => String::new(),
+        };
         if clean_rel(pattern).as_os_str().is_empty() {
             out.push(Top {
                 entry: None,
                 subtree: index.entries().iter().collect(),
+                pivot,
             });
             continue;
         }
@@ -68,6 +107,7 @@ fn tops<'a>(index: &'a ContextIndex, spec: &CopySpec<'_>) -> Result<Vec<Top<'a>>
                 _ => out.push(Top {
                     entry: Some(e),
                     subtree: Vec::new(),
+                    pivot: pivot.clone(),
                 }),
             }
         }
@@ -89,23 +129,37 @@ pub(crate) fn copy_into(
 ) -> Result<(), BuildError> {
     let tops = tops(index, spec)?;
     let dest_rel = clean_rel(spec.dest);
+    let many = tops.len() + spec.inline.len() > 1;
     let dest_is_dir = spec.dest.ends_with('/')
         || dest_rel.as_os_str().is_empty()
         || rootfs.is_dir(spec.dest)
-        || tops.len() > 1;
-    if tops.len() > 1 && !spec.dest.ends_with('/') {
+        || many
+        || spec.parents;
+    if many && !spec.dest.ends_with('/') {
         return Err(BuildError::at(
             spec.line,
             "when using COPY with more than one source file, the destination must be a directory and end with a /",
         ));
     }
-    let mut dirs_to_finish: Vec<(PathBuf, u32, Owner, i64)> = Vec::new();
-    let mut links = Links::new();
+    let mut w = Writer {
+        layer,
+        root: index.root(),
+        spec,
+        dirs: Vec::new(),
+        links: Links::new(),
+    };
     for top in &tops {
+        if spec.parents {
+            copy_with_parents(&mut w, index, rootfs, &dest_rel, top)?;
+            continue;
+        }
         let (base_rel, prefix_len) = match top.entry {
             Some(e) if e.kind != EntryKind::Dir => {
+                if spec.excluded(&e.path) {
+                    continue;
+                }
                 if spec.add && e.kind == EntryKind::File {
-                    if let Some(tar) = open_archive(&index.root().join(&e.path), spec)? {
+                    if let Some(tar) = open_archive(&index.root().join(&e.path), spec.line)? {
                         extract(layer, &dest_rel, tar, rootfs, spec)?;
                         continue;
                     }
@@ -117,37 +171,50 @@ pub(crate) fn copy_into(
                     dest_rel.clone()
                 };
                 ensure_parents(layer, &target, rootfs, spec.owner, spec.now)?;
-                write_entry(
-                    layer,
-                    &target,
-                    index.root(),
-                    e,
-                    spec,
-                    &mut dirs_to_finish,
-                    &mut links,
-                )?;
+                w.entry(&target, e)?;
                 continue;
             }
-            Some(e) => (dest_rel.clone(), e.path.len() + 1),
+            Some(e) => {
+                if spec.excluded(&e.path) {
+                    continue;
+                }
+                (dest_rel.clone(), e.path.len() + 1)
+            }
             None => (dest_rel.clone(), 0),
         };
         // A directory: its contents go into the destination directory.
         ensure_parents(layer, &base_rel.join("x"), rootfs, spec.owner, spec.now)?;
         for e in &top.subtree {
             let rel = &e.path[prefix_len.min(e.path.len())..];
+            if spec.excluded(rel) {
+                continue;
+            }
             let target = base_rel.join(rel);
             ensure_parents(layer, &target, rootfs, spec.owner, spec.now)?;
-            write_entry(
-                layer,
-                &target,
-                index.root(),
-                e,
-                spec,
-                &mut dirs_to_finish,
-                &mut links,
-            )?;
+            w.entry(&target, e)?;
         }
     }
+    for file in spec.inline {
+        let target = if dest_is_dir {
+            dest_rel.join(&file.name)
+        } else {
+            dest_rel.clone()
+        };
+        ensure_parents(layer, &target, rootfs, spec.owner, spec.now)?;
+        let host = layer.join(&target);
+        remove_existing(&host, false)?;
+        fs::write(&host, &file.content).map_err(BuildError::io("writing", &host))?;
+        finish(
+            &host,
+            Some(spec.chmod.unwrap_or(0o644)),
+            spec.owner,
+            spec.now,
+        )?;
+    }
+    let Writer {
+        dirs: dirs_to_finish,
+        ..
+    } = w;
     // Directory modes and times last: writing children would change them.
     for (path, mode, owner, mtime) in dirs_to_finish.iter().rev() {
         finish(path, Some(*mode), *owner, *mtime)?;
@@ -195,59 +262,119 @@ pub(crate) fn ensure_parents(
     Ok(())
 }
 
-fn write_entry(
-    layer: &Path,
-    target: &Path,
-    context_root: &Path,
-    e: &Entry,
-    spec: &CopySpec<'_>,
-    dirs: &mut Vec<(PathBuf, u32, Owner, i64)>,
-    links: &mut Links,
+/// `--parents`: every selected entry lands at its path below the top's pivot, its parent
+/// directories copied from the context (mode, mtime) as BuildKit's include-pattern copy does.
+fn copy_with_parents(
+    w: &mut Writer<'_, '_>,
+    index: &ContextIndex,
+    rootfs: &RootfsView,
+    dest_rel: &Path,
+    top: &Top<'_>,
 ) -> Result<(), BuildError> {
-    let src = context_root.join(&e.path);
-    let host = layer.join(target);
-    let mtime = e.mtime_ns.div_euclid(1_000_000_000);
-    let mode = spec.chmod.unwrap_or(e.mode);
-    // A later source replaces what an earlier one put at the same path.
-    if let Ok(md) = fs::symlink_metadata(&host) {
-        if !(md.is_dir() && e.kind == EntryKind::Dir) {
-            let removed = if md.is_dir() {
-                fs::remove_dir_all(&host)
+    let spec = w.spec;
+    ensure_parents(w.layer, &dest_rel.join("x"), rootfs, spec.owner, spec.now)?;
+    let strip = |path: &str| -> Option<String> {
+        if top.pivot.is_empty() {
+            return Some(path.to_string());
+        }
+        path.strip_prefix(top.pivot.as_str())
+            .and_then(|r| r.strip_prefix('/'))
+            .map(str::to_string)
+    };
+    let entries = top.entry.into_iter().chain(top.subtree.iter().copied());
+    for e in entries {
+        let Some(rel) = strip(&e.path) else { continue };
+        if spec.excluded(&rel) {
+            continue;
+        }
+        // Parents below the pivot come from the context, outermost first.
+        let mut parent = PathBuf::new();
+        let parts: Vec<&str> = rel.split('/').collect();
+        for part in &parts[..parts.len().saturating_sub(1)] {
+            parent.push(part);
+            let target = dest_rel.join(&parent);
+            if w.layer.join(&target).is_dir() {
+                continue;
+            }
+            let ctx_path = if top.pivot.is_empty() {
+                parent.to_string_lossy().into_owned()
             } else {
-                fs::remove_file(&host)
+                format!("{}/{}", top.pivot, parent.to_string_lossy())
             };
-            removed.map_err(BuildError::io("replacing", &host))?;
+            match index.get(&ctx_path) {
+                Some(dir) if dir.kind == EntryKind::Dir => w.entry(&target, dir)?,
+                _ => ensure_parents(w.layer, &target.join("x"), rootfs, spec.owner, spec.now)?,
+            }
         }
+        w.entry(&dest_rel.join(&rel), e)?;
     }
-    match e.kind {
-        EntryKind::Dir => {
-            if !host.is_dir() {
-                fs::create_dir(&host).map_err(BuildError::io("creating directory", &host))?;
-            }
-            dirs.push((host, mode, spec.owner, mtime));
-        }
-        EntryKind::File => {
-            // Hardlinked context files stay hardlinked in the layer, as with BuildKit.
-            if e.nlink > 1 {
-                if let Some(first) = links.get(&(e.dev, e.ino)) {
-                    fs::hard_link(first, &host).map_err(BuildError::io("linking", &host))?;
-                    return Ok(());
+    Ok(())
+}
+
+/// Writes context entries into the layer dir, remembering hardlinks and directories whose
+/// mode and mtime are set last.
+struct Writer<'a, 's> {
+    layer: &'a Path,
+    root: &'a Path,
+    spec: &'a CopySpec<'s>,
+    dirs: Vec<(PathBuf, u32, Owner, i64)>,
+    links: Links,
+}
+
+impl Writer<'_, '_> {
+    fn entry(&mut self, target: &Path, e: &Entry) -> Result<(), BuildError> {
+        let spec = self.spec;
+        let src = self.root.join(&e.path);
+        let host = self.layer.join(target);
+        let mtime = e.mtime_ns.div_euclid(1_000_000_000);
+        let mode = spec.chmod.unwrap_or(e.mode);
+        // A later source replaces what an earlier one put at the same path.
+        remove_existing(&host, e.kind == EntryKind::Dir)?;
+        match e.kind {
+            EntryKind::Dir => {
+                if !host.is_dir() {
+                    fs::create_dir(&host).map_err(BuildError::io("creating directory", &host))?;
                 }
-                links.insert((e.dev, e.ino), host.clone());
+                self.dirs.push((host, mode, spec.owner, mtime));
             }
-            fs::copy(&src, &host).map_err(BuildError::io("copying", &src))?;
-            finish(&host, Some(mode), spec.owner, mtime)?;
+            EntryKind::File => {
+                // Hardlinked context files stay hardlinked in the layer, as with BuildKit.
+                if e.nlink > 1 {
+                    if let Some(first) = self.links.get(&(e.dev, e.ino)) {
+                        fs::hard_link(first, &host).map_err(BuildError::io("linking", &host))?;
+                        return Ok(());
+                    }
+                    self.links.insert((e.dev, e.ino), host.clone());
+                }
+                fs::copy(&src, &host).map_err(BuildError::io("copying", &src))?;
+                finish(&host, Some(mode), spec.owner, mtime)?;
+            }
+            EntryKind::Symlink => {
+                let link = match &e.symlink_target {
+                    Some(t) => t.clone(),
+                    None => fs::read_link(&src).map_err(BuildError::io("reading link", &src))?,
+                };
+                symlink(&link, &host).map_err(BuildError::io("creating symlink", &host))?;
+                finish(&host, None, spec.owner, mtime)?;
+            }
+            // Sockets, fifos and devices are not copied from a context (BuildKit skips them too).
+            _ => {}
         }
-        EntryKind::Symlink => {
-            let link = match &e.symlink_target {
-                Some(t) => t.clone(),
-                None => fs::read_link(&src).map_err(BuildError::io("reading link", &src))?,
+        Ok(())
+    }
+}
+
+/// Removes what is at `host` unless both it and the new entry are directories (they merge).
+fn remove_existing(host: &Path, new_is_dir: bool) -> Result<(), BuildError> {
+    if let Ok(md) = fs::symlink_metadata(host) {
+        if !(md.is_dir() && new_is_dir) {
+            let removed = if md.is_dir() {
+                fs::remove_dir_all(host)
+            } else {
+                fs::remove_file(host)
             };
-            symlink(&link, &host).map_err(BuildError::io("creating symlink", &host))?;
-            finish(&host, None, spec.owner, mtime)?;
+            removed.map_err(BuildError::io("replacing", host))?;
         }
-        // Sockets, fifos and devices are not copied from a context (BuildKit skips them too).
-        _ => {}
     }
     Ok(())
 }
@@ -281,36 +408,6 @@ fn finish(path: &Path, mode: Option<u32>, owner: Owner, mtime: i64) -> Result<()
     })
 }
 
-/// A tar reader when ADD should extract `path`: a tar, plain or compressed with gzip or
-/// zstd (Docker sniffs the content, not the name). bzip2 and xz are refused for now.
-fn open_archive(path: &Path, spec: &CopySpec<'_>) -> Result<Option<Box<dyn Read>>, BuildError> {
-    let file = fs::File::open(path).map_err(BuildError::io("opening", path))?;
-    let layer_err = |source| BuildError::Layer {
-        line: spec.line,
-        source,
-    };
-    let mut head = [0u8; 6];
-    let n = read_full(
-        &mut fs::File::open(path).map_err(BuildError::io("opening", path))?,
-        &mut head,
-    )
-    .map_err(BuildError::io("reading", path))?;
-    if head[..n].starts_with(b"BZh") || head[..n].starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        return Err(BuildError::Unsupported {
-            line: spec.line,
-            instruction: "ADD",
-            what: format!("extracting bzip2/xz archives ({})", path.display()),
-        });
-    }
-    let (_, mut reader) = decompress(std::io::BufReader::new(file)).map_err(layer_err)?;
-    let mut block = vec![0u8; TAR_BLOCK];
-    let n = read_full(&mut reader, &mut block).map_err(BuildError::io("reading", path))?;
-    if n < TAR_BLOCK || !is_tar_header(&block) {
-        return Ok(None);
-    }
-    Ok(Some(Box::new(std::io::Cursor::new(block).chain(reader))))
-}
-
 /// Extracts an archive into the destination directory `dest_rel` of the layer.
 fn extract(
     layer: &Path,
@@ -334,15 +431,64 @@ fn extract(
     Ok(())
 }
 
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+/// Writes the host file `src` at `target` in the layer with `mode`, the spec's owner and
+/// `mtime`, creating missing parents.
+pub(crate) fn place_file(
+    layer: &Path,
+    target: &Path,
+    src: &Path,
+    mode: u32,
+    rootfs: &RootfsView,
+    spec: &CopySpec<'_>,
+    mtime: i64,
+) -> Result<(), BuildError> {
+    ensure_parents(layer, target, rootfs, spec.owner, spec.now)?;
+    let host = layer.join(target);
+    remove_existing(&host, false)?;
+    fs::copy(src, &host).map_err(BuildError::io("copying", src))?;
+    finish(&host, Some(mode), spec.owner, mtime)
+}
+
+/// Copies the tree at `src` (a directory, file or symlink) to `dst`, which must not exist,
+/// keeping types, modes, owners, mtimes and hardlinks; never follows symlinks.
+pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<(), BuildError> {
+    use std::os::unix::fs::MetadataExt;
+    let mut links = Links::new();
+    let mut dirs = Vec::new();
+    let mut todo = vec![(src.to_path_buf(), dst.to_path_buf())];
+    while let Some((from, to)) = todo.pop() {
+        let md = fs::symlink_metadata(&from).map_err(BuildError::io("reading", &from))?;
+        let owner = Owner {
+            uid: md.uid(),
+            gid: md.gid(),
+        };
+        let ft = md.file_type();
+        if ft.is_dir() {
+            fs::create_dir(&to).map_err(BuildError::io("creating directory", &to))?;
+            for entry in fs::read_dir(&from).map_err(BuildError::io("reading", &from))? {
+                let entry = entry.map_err(BuildError::io("reading", &from))?;
+                todo.push((entry.path(), to.join(entry.file_name())));
+            }
+            dirs.push((to, md.mode() & 0o7777, owner, md.mtime()));
+        } else if ft.is_symlink() {
+            let target = fs::read_link(&from).map_err(BuildError::io("reading link", &from))?;
+            symlink(&target, &to).map_err(BuildError::io("creating symlink", &to))?;
+            finish(&to, None, owner, md.mtime())?;
+        } else if ft.is_file() {
+            if md.nlink() > 1 {
+                if let Some(first) = links.get(&(md.dev(), md.ino())) {
+                    fs::hard_link(first, &to).map_err(BuildError::io("linking", &to))?;
+                    continue;
+                }
+                links.insert((md.dev(), md.ino()), to.clone());
+            }
+            fs::copy(&from, &to).map_err(BuildError::io("copying", &from))?;
+            finish(&to, Some(md.mode() & 0o7777), owner, md.mtime())?;
         }
+        // Sockets, fifos and devices are not copied.
     }
-    Ok(n)
+    for (path, mode, owner, mtime) in dirs.iter().rev() {
+        finish(path, Some(*mode), *owner, *mtime)?;
+    }
+    Ok(())
 }

@@ -6,11 +6,12 @@ use strata_layer::ChangeSource;
 use strata_store::LayerRecord;
 
 use crate::builder::{now_secs, Builder, Session, StageState};
-use crate::copy_files::{copy_into, CopySpec};
+use crate::copy_files::{copy_into, place_file, CopySpec};
 use crate::layer_commit::{commit_layer, MountedRootfs};
-use crate::op::{CopyOp, CopySource, PlannedStep};
+use crate::op::{is_http, CopyOp, CopySource, PlannedStep};
 use crate::owner::{parse_chmod, resolve_owner, Owner};
-use crate::rootfs::{absolute, RootfsView};
+use crate::remote::fetch;
+use crate::rootfs::{absolute, clean_rel, RootfsView};
 use crate::BuildError;
 
 impl Builder<'_> {
@@ -32,28 +33,75 @@ impl Builder<'_> {
             .as_deref()
             .map(|m| parse_chmod(m, step.line))
             .transpose()?;
-        if c.add && c.sources.iter().any(|src| is_url(src)) {
-            return Err(BuildError::Unsupported {
-                line: step.line,
-                instruction: "ADD",
-                what: "remote URLs".to_string(),
-            });
+        let (urls, locals): (Vec<String>, Vec<String>) =
+            c.sources.iter().cloned().partition(|src| is_http(src));
+        let total = locals.len() + urls.len() + c.inline.len();
+        if total > 1 && !c.dest.ends_with('/') {
+            return Err(BuildError::at(
+                step.line,
+                "when using COPY with more than one source file, the destination must be a directory and end with a /",
+            ));
         }
         let workdir = state.container_config().working_dir;
         let mut dest = rootfs.resolve(&absolute(&workdir, &c.dest));
         if c.dest.ends_with('/') && !dest.ends_with('/') {
             dest.push('/');
         }
+        let exclude = if c.exclude.is_empty() {
+            None
+        } else {
+            Some(
+                DockerIgnore::parse(&c.exclude.join("\n")).map_err(|source| {
+                    BuildError::Context {
+                        line: step.line,
+                        source,
+                    }
+                })?,
+            )
+        };
         let spec = CopySpec {
             line: step.line,
-            sources: &c.sources,
+            sources: &locals,
             dest: &dest,
             owner,
             chmod,
             now: now_secs(sde),
             add: c.add,
+            inline: &c.inline,
+            parents: c.parents,
+            exclude,
         };
         let dir = s.area.scratch()?;
+        for url in &urls {
+            let f = fetch(&s.area, url, c.checksum.as_deref(), step.line)?;
+            let dest_rel = clean_rel(&dest);
+            let target = if dest.ends_with('/') || rootfs.is_dir(&dest) || total > 1 {
+                dest_rel.join(&f.name)
+            } else {
+                dest_rel
+            };
+            // Remote files are never extracted; 0600 unless --chmod, as BuildKit.
+            place_file(
+                dir.path(),
+                &target,
+                &f.path,
+                spec.chmod.unwrap_or(0o600),
+                &rootfs,
+                &spec,
+                // No Last-Modified: BuildKit dates the file at the epoch.
+                f.mtime.unwrap_or(0),
+            )?;
+        }
+        if locals.is_empty() && c.inline.is_empty() {
+            return commit_layer(
+                self.store,
+                &state.diff_ids(),
+                dir.path(),
+                ChangeSource::PlainTree,
+                sde,
+                step.line,
+            );
+        }
         match &c.from {
             CopySource::Context => copy_into(dir.path(), &s.context, &rootfs, &spec)?,
             CopySource::Stage(_) | CopySource::Image(_) => {
@@ -91,8 +139,4 @@ impl Builder<'_> {
             step.line,
         )
     }
-}
-
-fn is_url(src: &str) -> bool {
-    src.starts_with("http://") || src.starts_with("https://") || src.starts_with("git@")
 }

@@ -8,6 +8,7 @@ use strata_oci::{chain_ids, media_type, Digest};
 use strata_store::{DriverKind, LayerRecord, Store};
 
 use crate::temp_area::TempArea;
+use crate::tree_diff::diff_trees;
 use crate::BuildError;
 
 /// Commits `dir` as the layer on top of `diff_ids`.
@@ -44,6 +45,44 @@ pub(crate) fn commit_layer(
             snap.unpack_layer(chain_id, parent, &diff_id, &mut tar)?;
         }
     }
+    Ok(LayerRecord {
+        diff_id: diff_id.clone(),
+        blob: diff_id,
+        media_type: media_type::OCI_LAYER_TAR.to_string(),
+        blob_size: size,
+    })
+}
+
+/// Commits a RUN on the vfs driver: `tree` is the container's full copy of the parent
+/// snapshot after the run. Its differences from the parent, as an overlay-style change dir,
+/// give the layer (the same tar, so the same diff_id, as on overlay); `tree` itself becomes
+/// the snapshot (rename, no second copy).
+pub(crate) fn commit_tree(
+    store: &Store,
+    area: &TempArea,
+    diff_ids: &[Digest],
+    parent_tree: &Path,
+    tree: &Path,
+    mtime_clamp: Option<i64>,
+    line: usize,
+) -> Result<LayerRecord, BuildError> {
+    let changes = area.scratch()?;
+    diff_trees(parent_tree, tree, changes.path())?;
+    let mut writer = store.content().writer()?;
+    let opts = WriteOptions {
+        source: ChangeSource::OverlayUpper,
+        mtime_clamp,
+    };
+    write_layer(changes.path(), &mut writer, &opts)
+        .map_err(|source| BuildError::Layer { line, source })?;
+    let (diff_id, size) = writer.commit(None)?;
+    let mut all = diff_ids.to_vec();
+    all.push(diff_id.clone());
+    let chain = chain_ids(&all);
+    let parent = chain.len().checked_sub(2).map(|i| &chain[i]);
+    store
+        .snapshotter()
+        .commit_dir(&chain[chain.len() - 1], parent, &diff_id, tree)?;
     Ok(LayerRecord {
         diff_id: diff_id.clone(),
         blob: diff_id,

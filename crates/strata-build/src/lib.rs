@@ -1,9 +1,11 @@
 //! strata-build: the build engine. It turns a Dockerfile (or any producer of ops) into an image
 //! in the store: per-stage chains of [`Op`]s (independent stages built in parallel), a
 //! [`CacheKey`] per step and the store's build-cache index consulted before any work, COPY/ADD
-//! of context files, earlier stages and images (local tar archives extracted by ADD), metadata
-//! instructions written exactly as BuildKit writes the image config and history, and RUN
-//! through a [`RunExecutor`] the runtime provides. Layers are deterministic: with
+//! of context files, earlier stages, images, heredocs and (ADD) http(s) URLs, with local tar,
+//! gzip, zstd, bzip2 and xz archives extracted by ADD, metadata instructions written exactly as
+//! BuildKit writes the image config and history, ONBUILD triggers of a base run after its FROM,
+//! and RUN through a [`RunExecutor`] the runtime provides, with `--mount` cache, tmpfs, bind
+//! and secret, on overlay or (by a tree diff) vfs. Layers are deterministic: with
 //! `SOURCE_DATE_EPOCH`, the same inputs give the same image ID in any store.
 //!
 //! ```no_run
@@ -25,6 +27,7 @@
 //! Dockerfile text (that is strata-dockerfile), read the host's `/etc/passwd`, or print
 //! (progress goes to a [`Reporter`]).
 
+mod archive;
 mod builder;
 mod cache_key;
 mod copy_files;
@@ -32,14 +35,18 @@ mod copy_step;
 mod error;
 mod layer_commit;
 mod metadata;
+mod onbuild;
 mod op;
 mod owner;
+mod remote;
 mod reporter;
 mod rootfs;
 mod run_executor;
+mod run_mounts;
 mod run_step;
 mod runtime_executor;
 mod temp_area;
+mod tree_diff;
 
 #[cfg(test)]
 mod build_tests;
@@ -52,8 +59,10 @@ pub use builder::{BuildOptions, BuildOutput, Builder};
 pub use cache_key::{BaseKey, CacheKey, StepInputs};
 pub use error::BuildError;
 pub use op::{
-    plan, CopyOp, CopySource, FromOp, HealthSpec, MetadataOp, Op, PlannedStep, RunOp, StagePlan,
+    plan, CopyOp, CopySource, FromOp, HealthSpec, InlineFile, MetadataOp, Op, PlannedStep,
+    RunMountOp, RunOp, StagePlan,
 };
 pub use reporter::{Reporter, SilentReporter};
-pub use run_executor::{RunExecutor, RunNetwork, RunOutcome, RunRequest};
+pub use run_executor::{RunExecutor, RunMount, RunNetwork, RunOutcome, RunRequest};
+pub use run_mounts::parse_secrets;
 pub use runtime_executor::RuntimeExecutor;

@@ -2,7 +2,8 @@
 //! Dockerfile into them. The executor knows ops, not Dockerfile syntax.
 
 use strata_dockerfile::{
-    Args, Base, Command, Dockerfile, Flag, Kind, Lexer, Network, Resolved, Step, TypedInstruction,
+    parse_mount, Args, Base, Command, Dockerfile, Flag, Kind, Lexer, Mount, Network, Resolved,
+    Source, Step, TypedInstruction,
 };
 
 use crate::BuildError;
@@ -62,18 +63,62 @@ pub enum CopySource {
 pub struct CopyOp {
     /// ADD: history says `ADD` and local tar archives are extracted; URLs are refused for now.
     pub add: bool,
+    /// Path sources (patterns), in order; heredoc sources are in `inline`.
     pub sources: Vec<String>,
+    /// Heredoc sources (`COPY <<EOF /dest`): files of mode 0644 named after the delimiter.
+    pub inline: Vec<InlineFile>,
     pub dest: String,
     pub from: CopySource,
     pub chown: Option<String>,
     pub chmod: Option<String>,
+    /// `--link`: the same files as a plain COPY (see `docs/ARCHITECTURE.md`).
+    pub link: bool,
+    /// `--parents`: sources keep their path (below an optional `/./` pivot) under `dest`.
+    pub parents: bool,
+    /// `--exclude` patterns (Docker's pattern syntax).
+    pub exclude: Vec<String>,
+    /// ADD `--checksum=sha256:…` of a URL source.
+    pub checksum: Option<String>,
+}
+
+/// A file given inline as a heredoc.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlineFile {
+    /// The delimiter word, quotes removed: the file's name.
+    pub name: String,
+    pub content: String,
+}
+
+impl CopyOp {
+    /// The history line BuildKit writes: `COPY a <<EOF /dest # buildkit`.
+    pub fn history_text(&self) -> String {
+        let verb = if self.add { "ADD" } else { "COPY" };
+        let mut words: Vec<String> = self.sources.clone();
+        words.extend(self.inline.iter().map(|f| format!("<<{}", f.name)));
+        words.push(self.dest.clone());
+        format!("{verb} {} # buildkit", words.join(" "))
+    }
 }
 
 /// RUN.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunOp {
+    /// The command with heredocs already folded in, BuildKit's way.
     pub command: Command,
     pub network: Option<Network>,
+    /// A heredoc script with a `#!` line: written to `/dev/pipes/<name>` (0755, a read-only
+    /// mount, never in the layer) and run as the command.
+    pub script: Option<InlineFile>,
+    /// `--mount`s, values expanded.
+    pub mounts: Vec<RunMountOp>,
+}
+
+/// One `RUN --mount`, with its `from=` resolved to a stage or image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunMountOp {
+    pub mount: Mount,
+    /// None: the build context (bind) or an empty directory (cache).
+    pub from: Option<CopySource>,
 }
 
 /// One operation of a stage.
@@ -161,11 +206,6 @@ fn plan_step(
         Args::KeyValues(p) => p.clone(),
         _ => Vec::new(),
     };
-    let unsupported = |what: &str| BuildError::Unsupported {
-        line,
-        instruction: step.kind.as_str(),
-        what: what.to_string(),
-    };
     let op = match step.kind {
         Kind::Env => Op::Metadata(MetadataOp::Env(pairs())),
         Kind::Label => Op::Metadata(MetadataOp::Label(pairs())),
@@ -176,14 +216,8 @@ fn plan_step(
         Kind::Volume => Op::Metadata(MetadataOp::Volume(words())),
         Kind::Arg => Op::Metadata(MetadataOp::Arg(arg_history_words(df, step)?)),
         Kind::Workdir => Op::Workdir(words().join(" ")),
-        Kind::Onbuild => {
-            // `original` is the logical line; the trigger is everything after the keyword.
-            let text = inst.original.trim_start();
-            let trigger = text
-                .split_once(char::is_whitespace)
-                .map_or("", |(_, rest)| rest.trim_start());
-            Op::Metadata(MetadataOp::Onbuild(trigger.to_string()))
-        }
+        // `original` is the logical line; the trigger is everything after the keyword.
+        Kind::Onbuild => Op::Metadata(MetadataOp::Onbuild(crate::onbuild::trigger_text(inst))),
         Kind::Cmd | Kind::Entrypoint | Kind::Shell | Kind::Healthcheck | Kind::Run => {
             match inst.typed()? {
                 TypedInstruction::Cmd(c) => Op::Metadata(MetadataOp::Cmd(c)),
@@ -205,21 +239,18 @@ fn plan_step(
                     })))
                 }
                 TypedInstruction::Run(r) => {
-                    if !r.mounts.is_empty() {
-                        return Err(unsupported("--mount"));
-                    }
-                    if !r.heredocs.is_empty() {
-                        return Err(unsupported("heredocs"));
-                    }
+                    let (command, script) = fold_heredocs(r.command, &r.heredocs, line)?;
                     Op::Run(RunOp {
-                        command: r.command,
+                        command,
                         network: r.network,
+                        script,
+                        mounts: expand_mounts(resolved, stage, step, line)?,
                     })
                 }
                 _ => return Err(BuildError::at(line, "unexpected instruction form")),
             }
         }
-        Kind::Copy | Kind::Add => Op::Copy(plan_copy(resolved, stage, step, line)?),
+        Kind::Copy | Kind::Add => Op::Copy(plan_copy(resolved, stage, step, inst, line)?),
         Kind::From => return Err(BuildError::at(line, "FROM inside a stage")),
     };
     let key_text =
@@ -284,6 +315,7 @@ fn plan_copy(
     resolved: &Resolved,
     stage: usize,
     step: &Step,
+    inst: &strata_dockerfile::Instruction,
     line: usize,
 ) -> Result<CopyOp, BuildError> {
     let add = step.kind == Kind::Add;
@@ -292,16 +324,8 @@ fn plan_copy(
         instruction: step.kind.as_str(),
         what: what.to_string(),
     };
-    if !step.heredocs.is_empty() {
-        return Err(unsupported("heredoc sources"));
-    }
-    for f in &step.flags {
-        if matches!(
-            f.name.as_str(),
-            "parents" | "exclude" | "checksum" | "keep-git-dir"
-        ) {
-            return Err(unsupported(&format!("--{}", f.name)));
-        }
+    if step.flags.iter().any(|f| f.name == "keep-git-dir") {
+        return Err(unsupported("--keep-git-dir (git sources)"));
     }
     let mut words = match &step.args {
         Args::Words(w) | Args::Exec(w) => w.clone(),
@@ -316,18 +340,179 @@ fn plan_copy(
             ))
         }
     };
+    // Which sources are heredocs comes from the typed view of the instruction as written;
+    // their bodies (expanded unless the delimiter was quoted) from the resolved step.
+    let typed = match inst.typed()? {
+        TypedInstruction::Copy(c) | TypedInstruction::Add(c) => c,
+        _ => return Err(BuildError::at(line, "unexpected instruction form")),
+    };
+    let mut bodies = step.heredocs.iter();
+    let mut sources = Vec::new();
+    let mut inline = Vec::new();
+    for (i, word) in words.into_iter().enumerate() {
+        match typed.sources.get(i) {
+            Some(Source::Heredoc(h)) => {
+                let body = bodies.next().map_or(&h.content, |b| &b.content);
+                inline.push(InlineFile {
+                    name: h.name.clone(),
+                    content: body.clone(),
+                });
+            }
+            _ => sources.push(word),
+        }
+    }
     let from = match flag(&step.flags, "from") {
         None => CopySource::Context,
         Some(name) => stage_ref(resolved, stage, name),
     };
+    let checksum = flag(&step.flags, "checksum").map(str::to_string);
+    if checksum.is_some() {
+        if !add {
+            return Err(BuildError::at(line, "checksum can't be specified for COPY"));
+        }
+        if sources.len() != 1 || !inline.is_empty() {
+            return Err(BuildError::at(
+                line,
+                "checksum can't be specified for multiple sources",
+            ));
+        }
+        if !is_http(&sources[0]) {
+            return Err(BuildError::at(
+                line,
+                "checksum can't be specified for non-HTTP sources",
+            ));
+        }
+        if checksum
+            .as_deref()
+            .is_some_and(|c| !c.starts_with("sha256:"))
+        {
+            return Err(unsupported("--checksum with a digest other than sha256"));
+        }
+    }
+    for src in &sources {
+        if is_http(src) && !add {
+            return Err(BuildError::at(line, "source can't be a URL for COPY"));
+        }
+        if is_git(src) {
+            return Err(if add {
+                unsupported(&format!("git sources ({src})"))
+            } else {
+                BuildError::at(line, "source can't be a git ref for COPY")
+            });
+        }
+    }
+    let has_flag = |name: &str| step.flags.iter().any(|f| f.name == name);
     Ok(CopyOp {
         add,
-        sources: words,
+        sources,
+        inline,
         dest,
         from,
         chown: flag(&step.flags, "chown").map(str::to_string),
         chmod: flag(&step.flags, "chmod").map(str::to_string),
+        link: has_flag("link") && flag(&step.flags, "link") != Some("false"),
+        parents: has_flag("parents") && flag(&step.flags, "parents") != Some("false"),
+        exclude: step
+            .flags
+            .iter()
+            .filter(|f| f.name == "exclude")
+            .filter_map(|f| f.value.clone())
+            .collect(),
+        checksum,
     })
+}
+
+/// `http://` or `https://`: ADD downloads it.
+pub(crate) fn is_http(src: &str) -> bool {
+    src.starts_with("http://") || src.starts_with("https://")
+}
+
+/// A git source BuildKit would clone (`git@…`, `git://…`, `….git` URLs, `#ref` fragments).
+fn is_git(src: &str) -> bool {
+    src.starts_with("git@")
+        || src.starts_with("git://")
+        || src.starts_with("ssh://")
+        || (is_http(src) && {
+            let path = src.split(['#', '?']).next().unwrap_or(src);
+            path.ends_with(".git")
+        })
+}
+
+/// BuildKit's RUN heredoc rules. A command that is just `<<EOF` runs the body: directly when
+/// it starts with `#!` (as `/dev/pipes/EOF`, mode 0755), else as the shell's script. Anything
+/// else gets each body and its terminator appended to the command line, for the shell to read.
+/// Bodies are never expanded by the builder (the shell does it).
+fn fold_heredocs(
+    command: Command,
+    heredocs: &[strata_dockerfile::Heredoc],
+    line: usize,
+) -> Result<(Command, Option<InlineFile>), BuildError> {
+    if heredocs.is_empty() {
+        return Ok((command, None));
+    }
+    let Command::Shell(text) = command else {
+        return Err(BuildError::at(
+            line,
+            "parsing produced an invalid run command: heredocs need the shell form",
+        ));
+    };
+    if is_bare_marker(&text) {
+        let first = &heredocs[0];
+        if first.content.starts_with("#!") {
+            let script = InlineFile {
+                name: first.name.clone(),
+                content: first.content.clone(),
+            };
+            let path = format!("/dev/pipes/{}", first.name);
+            return Ok((Command::Shell(path), Some(script)));
+        }
+        return Ok((Command::Shell(first.content.clone()), None));
+    }
+    let mut full = text;
+    for h in heredocs {
+        full.push('\n');
+        full.push_str(&h.content);
+        full.push_str(&h.name);
+    }
+    Ok((Command::Shell(full), None))
+}
+
+/// `<<EOF`, `<<-EOF`, `<<"EOF"`, `3<<EOF`: a command that is one heredoc marker only.
+fn is_bare_marker(text: &str) -> bool {
+    let t = text.trim();
+    let rest = t.trim_start_matches(|c: char| c.is_ascii_digit());
+    let Some(rest) = rest.strip_prefix("<<") else {
+        return false;
+    };
+    let word = rest.strip_prefix('-').unwrap_or(rest).trim_start();
+    let word = word.trim_matches(|c| c == '"' || c == '\'');
+    !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+}
+
+/// The RUN's mounts, parsed from their values as the resolver expanded them.
+fn expand_mounts(
+    resolved: &Resolved,
+    stage: usize,
+    step: &Step,
+    line: usize,
+) -> Result<Vec<RunMountOp>, BuildError> {
+    step.flags
+        .iter()
+        .filter(|f| f.name == "mount")
+        .filter_map(|f| f.value.as_deref())
+        .map(|v| {
+            let mount =
+                parse_mount(v).map_err(|m| BuildError::at(line, format!("--mount={v}: {m}")))?;
+            let from = mount
+                .from
+                .as_deref()
+                .map(|name| stage_ref(resolved, stage, name));
+            Ok(RunMountOp { mount, from })
+        })
+        .collect()
 }
 
 /// `--from=<name|index|image>`: an earlier stage by name or index, else an image.
@@ -405,9 +590,8 @@ mod tests {
     #[test]
     fn unsupported_forms_are_typed_errors() {
         for text in [
-            "FROM scratch\nRUN --mount=type=cache,target=/c true\n",
-            "FROM scratch\nCOPY --parents a /b\n",
-            "FROM scratch\nCOPY <<EOF /x\nhi\nEOF\n",
+            "FROM scratch\nADD git@github.com:a/b.git /src\n",
+            "FROM scratch\nADD --keep-git-dir=true https://example.com/a.git /src\n",
         ] {
             let df = parse(text).unwrap();
             let r = resolve(&df, &ResolveOptions::default()).unwrap();
@@ -415,6 +599,78 @@ mod tests {
                 matches!(plan(&df, &r), Err(BuildError::Unsupported { line: 2, .. })),
                 "{text}"
             );
+        }
+    }
+
+    #[test]
+    fn copy_heredocs_parents_exclude_and_link() {
+        let p = planned(
+            "FROM scratch\nARG N=x\nCOPY --parents --exclude=*.md --exclude=tmp --link a/./b <<one <<\"two\" /d/\n$N\none\n$N\ntwo\n",
+        );
+        let Op::Copy(c) = &p[0].steps[1].op else {
+            panic!("not a copy")
+        };
+        assert_eq!(c.sources, ["a/./b"]);
+        assert_eq!(
+            c.inline,
+            [
+                InlineFile {
+                    name: "one".into(),
+                    content: "x\n".into()
+                },
+                InlineFile {
+                    name: "two".into(),
+                    content: "$N\n".into()
+                }
+            ]
+        );
+        assert!(c.parents && c.link);
+        assert_eq!(c.exclude, ["*.md", "tmp"]);
+        assert_eq!(c.history_text(), "COPY a/./b <<one <<two /d/ # buildkit");
+    }
+
+    #[test]
+    fn run_heredocs_fold_like_buildkit() {
+        let cases = [
+            ("RUN <<EOF\necho $A\nEOF\n", "echo $A\n", None),
+            (
+                "RUN <<-EOF\n\t#!/bin/sh\n\techo hi\n\tEOF\n",
+                "/dev/pipes/EOF",
+                Some("#!/bin/sh\necho hi\n"),
+            ),
+            (
+                "RUN cat <<A > /a && sh <<B\nx\nA\necho y\nB\n",
+                "cat <<A > /a && sh <<B\nx\nA\necho y\nB",
+                None,
+            ),
+        ];
+        for (run, command, script) in cases {
+            let p = planned(&format!("FROM scratch\n{run}"));
+            let Op::Run(r) = &p[0].steps[0].op else {
+                panic!("not a run")
+            };
+            assert_eq!(r.command, Command::Shell(command.into()), "{run}");
+            assert_eq!(
+                r.script.as_ref().map(|s| s.content.as_str()),
+                script,
+                "{run}"
+            );
+        }
+    }
+
+    #[test]
+    fn copy_refuses_urls_and_checksums_outside_add() {
+        for (text, msg) in [
+            ("COPY http://x/a /a", "source can't be a URL for COPY"),
+            (
+                "ADD --checksum=sha256:24454f830cdb571e2c4ad15481119c43b3cafd48dd869a9b2945d1036d1dc68d a /a",
+                "checksum can't be specified for non-HTTP sources",
+            ),
+        ] {
+            let df = parse(&format!("FROM scratch\n{text}\n")).unwrap();
+            let r = resolve(&df, &ResolveOptions::default()).unwrap();
+            let err = plan(&df, &r).unwrap_err().to_string();
+            assert!(err.contains(msg), "{err}");
         }
     }
 }

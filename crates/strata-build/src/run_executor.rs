@@ -40,6 +40,17 @@ pub struct RunRequest<'a> {
     /// Absolute working directory.
     pub workdir: String,
     pub network: RunNetwork,
+    /// Host paths bind-mounted into the container (RUN `--mount`, heredoc scripts).
+    pub mounts: Vec<RunMount>,
+}
+
+/// A host file or directory bind-mounted into a RUN's container; never part of the layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunMount {
+    pub source: PathBuf,
+    /// Absolute path inside the container.
+    pub destination: String,
+    pub readonly: bool,
 }
 
 /// What a finished RUN left.

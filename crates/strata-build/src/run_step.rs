@@ -1,6 +1,7 @@
 //! The RUN step: handing the process to the configured [`RunExecutor`] and turning the
 //! upper dir it leaves into the next layer.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use strata_dockerfile::Network;
@@ -8,10 +9,10 @@ use strata_layer::ChangeSource;
 use strata_store::{DriverKind, LayerRecord};
 
 use crate::builder::{Builder, Session, StageState};
-use crate::layer_commit::commit_layer;
+use crate::layer_commit::{commit_layer, commit_tree};
 use crate::metadata::{argv, shell_of};
 use crate::op::{PlannedStep, RunOp};
-use crate::run_executor::{RunNetwork, RunRequest};
+use crate::run_executor::{RunMount, RunNetwork, RunRequest};
 use crate::BuildError;
 
 /// How many bytes of a failed RUN's output the error keeps.
@@ -31,22 +32,37 @@ impl Builder<'_> {
         let executor = self
             .executor
             .ok_or(BuildError::NoRunExecutor { line: step.line })?;
-        if self.store.snapshotter().kind() == DriverKind::Vfs {
-            // A vfs writable layer is a full copy, not an upper dir: its layer would need a
-            // tree diff against the parent, which is not written yet.
-            return Err(BuildError::Unsupported {
-                line: step.line,
-                instruction: "RUN",
-                what: "stores using the vfs driver".to_string(),
-            });
-        }
         let config = state.container_config();
         let args = argv(&r.command, &shell_of(&config));
         let chain = state.chain();
+        let workdir = if config.working_dir.is_empty() {
+            "/".to_string()
+        } else {
+            config.working_dir.clone()
+        };
+        let mut prepared = self.prepare_mounts(s, &r.mounts, &workdir, step.line)?;
+        // A heredoc with a `#!` line runs as /dev/pipes/<name> from a read-only mount.
+        let _script_dir = match &r.script {
+            Some(script) => {
+                let dir = s.area.scratch()?;
+                let file = dir.path().join(&script.name);
+                std::fs::write(&file, &script.content).map_err(BuildError::io("writing", &file))?;
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755))
+                    .map_err(BuildError::io("changing mode of", &file))?;
+                prepared.mounts.push(RunMount {
+                    source: file,
+                    destination: format!("/dev/pipes/{}", script.name),
+                    readonly: true,
+                });
+                Some(dir)
+            }
+            None => None,
+        };
         let env: Vec<String> = step
             .env
             .iter()
             .chain(&step.proxy_env)
+            .chain(&prepared.env)
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         let request = RunRequest {
@@ -56,16 +72,13 @@ impl Builder<'_> {
             args: args.clone(),
             env,
             user: config.user.clone(),
-            workdir: if config.working_dir.is_empty() {
-                "/".to_string()
-            } else {
-                config.working_dir.clone()
-            },
+            workdir,
             network: match r.network {
                 Some(Network::None) => RunNetwork::None,
                 Some(Network::Host) => RunNetwork::Host,
                 _ => RunNetwork::Default,
             },
+            mounts: prepared.mounts.clone(),
         };
         let outcome = executor
             .run(&request)
@@ -73,6 +86,7 @@ impl Builder<'_> {
                 line: step.line,
                 message,
             })?;
+        drop(prepared);
         self.reporter.step_output(stage, n, &outcome.log);
         let upper = UpperDir(outcome.upper);
         if outcome.exit_code != 0 {
@@ -85,14 +99,31 @@ impl Builder<'_> {
                     .to_string(),
             });
         }
-        let layer = commit_layer(
-            self.store,
-            &state.diff_ids(),
-            &upper.0,
-            ChangeSource::OverlayUpper,
-            sde,
-            step.line,
-        )?;
+        let layer = match (self.store.snapshotter().kind(), &chain) {
+            // vfs: the "upper" is a full copy of the parent tree; diff it against the parent.
+            (DriverKind::Vfs, Some(parent)) => {
+                let info = self.store.snapshotter().info(parent)?.ok_or_else(|| {
+                    BuildError::at(step.line, format!("snapshot {parent} is missing"))
+                })?;
+                commit_tree(
+                    self.store,
+                    &s.area,
+                    &state.diff_ids(),
+                    &info.path,
+                    &upper.0,
+                    sde,
+                    step.line,
+                )?
+            }
+            _ => commit_layer(
+                self.store,
+                &state.diff_ids(),
+                &upper.0,
+                ChangeSource::OverlayUpper,
+                sde,
+                step.line,
+            )?,
+        };
         let prefix = if step.build_args.is_empty() {
             String::new()
         } else {

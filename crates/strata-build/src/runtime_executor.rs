@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use strata_runtime::{helper_command, resolve_user, ContainerSpec, EtcFiles, InputMode, Network};
+use strata_runtime::{
+    helper_command, resolve_user, BindMount, ContainerSpec, EtcFiles, InputMode, Network,
+};
 use strata_store::{unmount, WritableLayer};
 
 use crate::run_executor::{RunExecutor, RunNetwork, RunOutcome, RunRequest};
@@ -97,6 +99,15 @@ impl RunExecutor for RuntimeExecutor {
         spec.network = network;
         spec.etc_files = EtcFiles::docker_defaults(network).map_err(|e| e.to_string())?;
         spec.stdio.stdin = InputMode::Null;
+        spec.mounts = request
+            .mounts
+            .iter()
+            .map(|m| BindMount {
+                source: m.source.clone(),
+                destination: m.destination.clone(),
+                readonly: m.readonly,
+            })
+            .collect();
 
         // stdout and stderr share one pipe so the log keeps their interleaving.
         let (mut reader, writer) = std::io::pipe().map_err(|e| format!("creating a pipe: {e}"))?;

@@ -38,7 +38,7 @@ pub use instruction::{
     ArgDef, Command, Copy, From, Healthcheck, Network, Run, Security, Source, TypedInstruction,
 };
 pub use json_dump::to_json;
-pub use mount::{CacheSharing, Mount, MountType};
+pub use mount::{parse_mount, CacheSharing, Mount, MountType};
 pub use parser::{parse, parse_syntax};
 pub use stage::Stage;
 // Owned by the expansion/lint work: `expand` (BuildKit's shell lexer) and `lint`.

@@ -87,7 +87,7 @@ pub struct Mount {
 }
 
 /// Parses one `--mount` value, e.g. `type=cache,target=/root/.cache,sharing=locked`.
-pub(crate) fn parse_mount(value: &str) -> Result<Mount, String> {
+pub fn parse_mount(value: &str) -> Result<Mount, String> {
     let fields = split_csv(value)?;
     let mut kind = MountType::Bind;
     for field in &fields {

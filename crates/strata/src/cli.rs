@@ -379,6 +379,9 @@ pub(crate) struct BuildArgs {
     /// Set build-time variables (NAME=value, or NAME to take it from the environment)
     #[arg(long = "build-arg")]
     pub(crate) build_args: Vec<String>,
+    /// Secret for RUN --mount=type=secret (id=NAME,src=FILE)
+    #[arg(long = "secret")]
+    pub(crate) secrets: Vec<String>,
     /// Set the target build stage to build
     #[arg(long)]
     pub(crate) target: Option<String>,

@@ -53,6 +53,7 @@ pub(crate) fn run(g: &GlobalOptions, a: BuildArgs) -> Result<ExitCode, Failure> 
         target: a.target.clone(),
         source_date_epoch: source_date_epoch()?,
         no_cache: a.no_cache,
+        secrets: strata_build::parse_secrets(&a.secrets).map_err(Failure::new)?,
         tags: a.tags.clone(),
         dockerfile_path: a
             .file
