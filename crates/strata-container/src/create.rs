@@ -11,8 +11,8 @@ use strata_store::{ContainerRow, Store, StoreError};
 use crate::error::ContainerError;
 use crate::names::{generated_name, random_id, validate_name};
 use crate::record::{
-    to_json, Container, ContainerConfig, ContainerPaths, ContainerState, MountSpec,
-    NetworkMode, PortBinding, ResourceLimits, RestartPolicy,
+    to_json, Container, ContainerConfig, ContainerPaths, ContainerState, MountSpec, NetworkMode,
+    PortBinding, ResourceLimits, RestartPolicy,
 };
 use crate::volume::{ensure_volume, validate_volume_name};
 
@@ -129,7 +129,10 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
     }
     // Image VOLUMEs not covered by -v get anonymous volumes, as in Docker.
     for destination in defaults.volumes.iter().flat_map(|v| v.keys()) {
-        if !mounts.iter().any(|m| m.destination() == destination.as_str()) {
+        if !mounts
+            .iter()
+            .any(|m| m.destination() == destination.as_str())
+        {
             let name = random_id()?;
             ensure_volume(store, &name)?;
             mounts.push(MountSpec::Volume {
@@ -156,10 +159,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
             .filter(|w| !w.is_empty())
             .unwrap_or_else(|| defaults.working_dir.clone()),
         user: opts.user.clone().unwrap_or_else(|| defaults.user.clone()),
-        hostname: opts
-            .hostname
-            .clone()
-            .unwrap_or_else(|| id[..12].to_owned()),
+        hostname: opts.hostname.clone().unwrap_or_else(|| id[..12].to_owned()),
         tty: opts.tty,
         interactive: opts.interactive,
         network: opts.network,

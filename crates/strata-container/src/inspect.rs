@@ -18,7 +18,13 @@ pub fn inspect_view(store: &Store, c: &Container) -> Value {
     let created = chrono::DateTime::from_timestamp_nanos(c.created)
         .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
     let zero_time = "0001-01-01T00:00:00Z";
-    let or_zero = |t: &str| if t.is_empty() { zero_time.to_owned() } else { t.to_owned() };
+    let or_zero = |t: &str| {
+        if t.is_empty() {
+            zero_time.to_owned()
+        } else {
+            t.to_owned()
+        }
+    };
 
     let mut port_bindings: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for p in &cfg.ports {

@@ -25,11 +25,11 @@ mod diff;
 mod error;
 #[cfg(test)]
 mod fs_tests;
+mod inspect;
 mod lifecycle;
 mod log;
 mod monitor;
 mod names;
-mod inspect;
 mod network;
 mod path_in_root;
 mod record;
@@ -40,24 +40,24 @@ mod volume;
 
 pub use commit::{commit, CommitOptions};
 pub use copy::{
-    copy_from_container, copy_from_container_to_tar, copy_into_container,
-    copy_tar_into_container, export, CopyOptions,
+    copy_from_container, copy_from_container_to_tar, copy_into_container, copy_tar_into_container,
+    export, CopyOptions,
 };
 pub use create::{create, CreateOptions};
 pub use diff::{changes, Change, ChangeKind};
 pub use error::ContainerError;
+pub use inspect::inspect_view;
 pub use lifecycle::{
-    exec_monitor, kill, list, lookup, monitor_alive, monitor_command, parse_signal, prune,
-    reload, remove, start, stop, wait, MonitorRequest, MONITOR_ENV,
+    exec_monitor, kill, list, lookup, monitor_alive, monitor_command, parse_signal, prune, reload,
+    remove, start, stop, wait, MonitorRequest, MONITOR_ENV,
 };
+pub use log::{read_log, LogEntry, LogOptions, LogStream};
 pub use monitor::run_monitor;
 pub use names::random_id;
-pub use log::{read_log, LogEntry, LogOptions, LogStream};
 pub use record::{
     Container, ContainerConfig, ContainerPaths, ContainerState, MountSpec, NetworkMode,
     PortBinding, ResourceLimits, RestartPolicy, Status,
 };
-pub use inspect::inspect_view;
 pub use top::{top, ProcessTable};
 pub use volume::{ensure_volume, list_volumes, remove_volume, volume_path, Volume};
 

@@ -98,7 +98,10 @@ pub fn lookup(store: &Store, name_or_id: &str) -> Result<Container, ContainerErr
             }
         }
     };
-    let row = rows.into_iter().nth(index).ok_or_else(|| ContainerError::NotFound(name_or_id.to_owned()))?;
+    let row = rows
+        .into_iter()
+        .nth(index)
+        .ok_or_else(|| ContainerError::NotFound(name_or_id.to_owned()))?;
     Container::from_row(store, row).map(refresh)
 }
 
@@ -205,10 +208,12 @@ pub fn start(store: &Store, container: &Container, program: &Path) -> Result<(),
             Ok(())
         });
     }
-    let mut child = command.spawn().map_err(|source| ContainerError::MonitorSpawn {
-        id: container.id.clone(),
-        source,
-    })?;
+    let mut child = command
+        .spawn()
+        .map_err(|source| ContainerError::MonitorSpawn {
+            id: container.id.clone(),
+            source,
+        })?;
     // The monitor closes its stdout once the container runs or failed to start.
     let mut ready = child.stdout.take();
     let deadline = Instant::now() + START_TIMEOUT;
@@ -230,11 +235,16 @@ pub fn start(store: &Store, container: &Container, program: &Path) -> Result<(),
                 return Err(ContainerError::StartFailed {
                     id: container.id.clone(),
                     message: now.state.error.clone(),
-                    exit_code: if now.state.exit_code == 0 { 125 } else { now.state.exit_code },
+                    exit_code: if now.state.exit_code == 0 {
+                        125
+                    } else {
+                        now.state.exit_code
+                    },
                 })
             }
             Status::Created => {
-                if !monitor_alive(&paths.monitor_lock) && child.try_wait().ok().flatten().is_some() {
+                if !monitor_alive(&paths.monitor_lock) && child.try_wait().ok().flatten().is_some()
+                {
                     return Err(ContainerError::StartFailed {
                         id: container.id.clone(),
                         message: format!(
@@ -257,7 +267,11 @@ pub fn start(store: &Store, container: &Container, program: &Path) -> Result<(),
 pub fn parse_signal(text: &str) -> Result<i32, ContainerError> {
     let bad = || ContainerError::InvalidSignal(text.to_owned());
     if let Ok(n) = text.parse::<i32>() {
-        return if (1..=64).contains(&n) { Ok(n) } else { Err(bad()) };
+        return if (1..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
     }
     let upper = text.to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);
@@ -321,7 +335,10 @@ fn signal_init(c: &Container, signal: i32) -> Result<(), ContainerError> {
         let err = std::io::Error::last_os_error();
         // Exited in between: the monitor is recording it.
         if err.raw_os_error() != Some(libc::ESRCH) {
-            return Err(ContainerError::io("signalling", format!("pid {}", c.state.pid))(err));
+            return Err(ContainerError::io(
+                "signalling",
+                format!("pid {}", c.state.pid),
+            )(err));
         }
     }
     Ok(())
@@ -393,7 +410,12 @@ pub fn wait(store: &Store, c: &Container) -> Result<i32, ContainerError> {
 
 /// `rm [-f] [-v]`: deletes the container's writable layer and record (and with `volumes`
 /// its anonymous volumes). A running container needs `force` (killed first).
-pub fn remove(store: &Store, c: &Container, force: bool, volumes: bool) -> Result<(), ContainerError> {
+pub fn remove(
+    store: &Store,
+    c: &Container,
+    force: bool,
+    volumes: bool,
+) -> Result<(), ContainerError> {
     let paths = c.paths();
     let live = monitor_alive(&paths.monitor_lock);
     if live || c.state.status == Status::Dead {
@@ -419,7 +441,12 @@ pub(crate) fn purge(store: &Store, c: &Container, volumes: bool) -> Result<(), C
     store.delete_container(&c.id)?;
     if volumes {
         for mount in &c.config.mounts {
-            if let MountSpec::Volume { name, anonymous: true, .. } = mount {
+            if let MountSpec::Volume {
+                name,
+                anonymous: true,
+                ..
+            } = mount
+            {
                 if let Some(dir) = volume_path(store, name).parent() {
                     remove_tree(dir)?;
                 }

@@ -78,7 +78,10 @@ impl LogWriter {
     /// Writes out partial lines (the stream ended, or output paused without a newline).
     pub(crate) fn flush_partial(&mut self) -> Result<(), ContainerError> {
         let mut out = Vec::new();
-        for (slot, stream) in [LogStream::Stdout, LogStream::Stderr].into_iter().enumerate() {
+        for (slot, stream) in [LogStream::Stdout, LogStream::Stderr]
+            .into_iter()
+            .enumerate()
+        {
             let rest = std::mem::take(&mut self.pending[slot]);
             if !rest.is_empty() {
                 append_entry(&mut out, stream, &rest);
@@ -138,7 +141,10 @@ pub fn read_log(
                 sink: &mut dyn FnMut(LogStream, &[u8]) -> std::io::Result<()>|
      -> Result<(), ContainerError> {
         let result = if opts.timestamps {
-            sink(entry.stream, format!("{} {}", entry.time, entry.log).as_bytes())
+            sink(
+                entry.stream,
+                format!("{} {}", entry.time, entry.log).as_bytes(),
+            )
         } else {
             sink(entry.stream, entry.log.as_bytes())
         };
@@ -176,9 +182,7 @@ pub fn read_log(
             }
         }
     }
-    let skip = opts
-        .tail
-        .map_or(0, |t| entries.len().saturating_sub(t));
+    let skip = opts.tail.map_or(0, |t| entries.len().saturating_sub(t));
     for entry in &entries[skip..] {
         emit(entry, sink)?;
     }
@@ -264,11 +268,23 @@ mod tests {
         let got: Vec<(LogStream, &str)> = all.iter().map(|(s, l)| (*s, l.as_str())).collect();
         assert_eq!(got, expected);
 
-        let tail = collect(&path, LogOptions { tail: Some(2), ..Default::default() });
+        let tail = collect(
+            &path,
+            LogOptions {
+                tail: Some(2),
+                ..Default::default()
+            },
+        );
         assert_eq!(tail.len(), 2);
         assert_eq!(tail[0].1, "two\n");
 
-        let stamped = collect(&path, LogOptions { timestamps: true, ..Default::default() });
+        let stamped = collect(
+            &path,
+            LogOptions {
+                timestamps: true,
+                ..Default::default()
+            },
+        );
         assert!(stamped[0].1.ends_with("Z one\n"), "{:?}", stamped[0].1);
         assert!(stamped[0].1.starts_with("20"), "{:?}", stamped[0].1);
     }
@@ -283,7 +299,10 @@ mod tests {
         let mut got = Vec::new();
         read_log(
             &path,
-            LogOptions { follow: true, ..Default::default() },
+            LogOptions {
+                follow: true,
+                ..Default::default()
+            },
             &mut || {
                 rounds += 1;
                 if rounds == 2 {

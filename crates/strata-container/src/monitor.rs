@@ -199,12 +199,7 @@ fn container_spec(
     attach: bool,
 ) -> Result<ContainerSpec, ContainerError> {
     let cfg = &c.config;
-    let mut spec = ContainerSpec::new(
-        c.id.clone(),
-        rootfs,
-        c.paths().runtime,
-        cfg.process_args(),
-    );
+    let mut spec = ContainerSpec::new(c.id.clone(), rootfs, c.paths().runtime, cfg.process_args());
     let mut env = cfg.env.clone();
     if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
         env.insert(0, format!("HOSTNAME={}", cfg.hostname));

@@ -6,20 +6,54 @@ use std::io::Read;
 use crate::error::ContainerError;
 
 const ADJECTIVES: &[&str] = &[
-    "agile", "bold", "brave", "bright", "calm", "clever", "cool", "crisp", "eager", "fair",
-    "fond", "gentle", "glad", "happy", "hardy", "keen", "kind", "lively", "lucid", "merry",
-    "modest", "neat", "nimble", "noble", "patient", "plucky", "polite", "proud", "quick",
-    "quiet", "rapid", "ready", "sharp", "sleek", "smart", "solid", "steady", "sunny", "swift",
-    "tidy", "vivid", "warm", "wise", "witty", "zesty",
+    "agile", "bold", "brave", "bright", "calm", "clever", "cool", "crisp", "eager", "fair", "fond",
+    "gentle", "glad", "happy", "hardy", "keen", "kind", "lively", "lucid", "merry", "modest",
+    "neat", "nimble", "noble", "patient", "plucky", "polite", "proud", "quick", "quiet", "rapid",
+    "ready", "sharp", "sleek", "smart", "solid", "steady", "sunny", "swift", "tidy", "vivid",
+    "warm", "wise", "witty", "zesty",
 ];
 
 /// Computing and systems pioneers.
 const SURNAMES: &[&str] = &[
-    "allen", "babbage", "backus", "bartik", "berners", "bose", "cerf", "church", "codd",
-    "conway", "cray", "dijkstra", "easley", "engelbart", "feynman", "floyd", "goldberg",
-    "hamilton", "hopper", "kahn", "kay", "knuth", "lamport", "liskov", "lovelace", "mccarthy",
-    "meitner", "minsky", "noether", "perlman", "ritchie", "shannon", "sammet", "thompson",
-    "torvalds", "turing", "wilkes", "wing", "wozniak",
+    "allen",
+    "babbage",
+    "backus",
+    "bartik",
+    "berners",
+    "bose",
+    "cerf",
+    "church",
+    "codd",
+    "conway",
+    "cray",
+    "dijkstra",
+    "easley",
+    "engelbart",
+    "feynman",
+    "floyd",
+    "goldberg",
+    "hamilton",
+    "hopper",
+    "kahn",
+    "kay",
+    "knuth",
+    "lamport",
+    "liskov",
+    "lovelace",
+    "mccarthy",
+    "meitner",
+    "minsky",
+    "noether",
+    "perlman",
+    "ritchie",
+    "shannon",
+    "sammet",
+    "thompson",
+    "torvalds",
+    "turing",
+    "wilkes",
+    "wing",
+    "wozniak",
 ];
 
 /// 32 random bytes from the kernel as 64 lowercase hex characters (container ids, and
@@ -71,7 +105,9 @@ mod tests {
         let a = random_id().unwrap();
         let b = random_id().unwrap();
         assert_eq!(a.len(), 64);
-        assert!(a.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_ne!(a, b);
     }
 

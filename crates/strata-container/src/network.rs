@@ -52,7 +52,11 @@ fn to_mapping(p: &PortBinding) -> Result<PortMapping, ContainerError> {
     let host_ip = if p.host_ip.is_empty() {
         None
     } else {
-        Some(p.host_ip.parse::<IpAddr>().map_err(|_| bad("invalid host address"))?)
+        Some(
+            p.host_ip
+                .parse::<IpAddr>()
+                .map_err(|_| bad("invalid host address"))?,
+        )
     };
     let protocol = match p.protocol.as_str() {
         "tcp" => Protocol::Tcp,

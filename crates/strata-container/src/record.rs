@@ -354,7 +354,11 @@ mod tests {
         let cases = [
             ("no", RestartPolicy::No, [false, false, false]),
             ("always", RestartPolicy::Always, [true, true, true]),
-            ("unless-stopped", RestartPolicy::UnlessStopped, [true, true, true]),
+            (
+                "unless-stopped",
+                RestartPolicy::UnlessStopped,
+                [true, true, true],
+            ),
             (
                 "on-failure",
                 RestartPolicy::OnFailure { max_retries: 0 },

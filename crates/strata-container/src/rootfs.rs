@@ -26,8 +26,12 @@ pub(crate) fn open_in_root(
 
 /// The root directory as a descriptor for [`open_in_root`].
 pub(crate) fn open_root(root: &Path) -> Result<OwnedFd, ContainerError> {
-    rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| ContainerError::io("opening", root)(e.into()))
+    rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| ContainerError::io("opening", root)(e.into()))
 }
 
 /// `mkdir -p` of `path` inside `root` (mode 0755, owned by root), as Docker does for a missing

@@ -23,10 +23,7 @@ const ALLOWED: [Kind; 10] = [
 ];
 
 /// Applies `changes` (`import -c`, `commit -c`) in order to `config`.
-pub fn apply_all(
-    config: &mut ContainerConfig,
-    changes: &[String],
-) -> Result<(), ImageError> {
+pub fn apply_all(config: &mut ContainerConfig, changes: &[String]) -> Result<(), ImageError> {
     let mut cmd_set = false;
     for change in changes {
         apply(config, change, &mut cmd_set)?;

@@ -70,11 +70,11 @@ pub use helper::{
     helper_spec_from_env, run_in_helper, ExecRequest, EXEC_HELPER_ENV, HELPER_PARENT_ENV,
     HELPER_SPEC_ENV,
 };
-pub use observer::{ObserverError, OutputStream, RunObserver};
 pub use network::{
     allocate_host_ports, parse_publish, PortMapping, Protocol, BRIDGE_ADDRESS, BRIDGE_GATEWAY,
     BRIDGE_PREFIX_LEN,
 };
+pub use observer::{ObserverError, OutputStream, RunObserver};
 pub use oci::{oci_spec, DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS};
 pub use run::{run, run_observed, run_observed_watching_parent, ExitStatus, RunOutput};
 pub use spec::{

@@ -234,7 +234,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open_store(dir.path(), DriverKind::Vfs);
         let image = ingest_image(&store, b"{}", &[b"layer"]);
-        store.insert_container(&rec("a1", "web", &image, 1)).unwrap();
+        store
+            .insert_container(&rec("a1", "web", &image, 1))
+            .unwrap();
         store.insert_container(&rec("b2", "db", &image, 2)).unwrap();
         let err = store
             .insert_container(&rec("c3", "web", &image, 3))
@@ -270,7 +272,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open_store(dir.path(), DriverKind::Vfs);
         let image = ingest_image(&store, b"{}", &[b"layer"]);
-        store.insert_container(&rec("a1", "web", &image, 1)).unwrap();
+        store
+            .insert_container(&rec("a1", "web", &image, 1))
+            .unwrap();
         let new = store
             .update_container_state::<StoreError>("a1", |old| {
                 assert_eq!(old, "{}");

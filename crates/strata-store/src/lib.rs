@@ -21,9 +21,9 @@
 
 mod build_cache;
 mod check;
-mod containers;
 #[cfg(test)]
 mod concurrency_tests;
+mod containers;
 mod content;
 mod db;
 mod error;

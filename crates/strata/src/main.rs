@@ -46,9 +46,7 @@ fn main() -> ExitCode {
 }
 
 /// Exits with a helper's container status (125/126/127 for strata's own failures, as Docker).
-fn exit_with(
-    result: Result<strata_runtime::ExitStatus, strata_runtime::RuntimeError>,
-) -> ExitCode {
+fn exit_with(result: Result<strata_runtime::ExitStatus, strata_runtime::RuntimeError>) -> ExitCode {
     match result {
         Ok(status) => ExitCode::from(u8::try_from(status.code()).unwrap_or(125)),
         Err(e) => {

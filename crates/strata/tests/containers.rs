@@ -69,7 +69,17 @@ fn the_seed_walkthrough_runs_serves_lists_logs_stops_and_removes() {
     let port = free_port();
     let publish = format!("{port}:8080");
     let id = env
-        .ok(&["run", "-d", "-p", &publish, "-e", "WHO=Sean and Karl", "--name", "web", "hello"])
+        .ok(&[
+            "run",
+            "-d",
+            "-p",
+            &publish,
+            "-e",
+            "WHO=Sean and Karl",
+            "--name",
+            "web",
+            "hello",
+        ])
         .trim()
         .to_owned();
     assert_eq!(id.len(), 64, "run -d prints the full id: {id}");
@@ -78,10 +88,16 @@ fn the_seed_walkthrough_runs_serves_lists_logs_stops_and_removes() {
     assert!(body.contains("Hello Sean and Karl"), "{body}");
 
     let ps = env.ok(&["ps"]);
-    let line = ps.lines().find(|l| l.contains("web")).unwrap_or_else(|| panic!("{ps}"));
+    let line = ps
+        .lines()
+        .find(|l| l.contains("web"))
+        .unwrap_or_else(|| panic!("{ps}"));
     assert!(line.starts_with(&id[..12]), "{line}");
     assert!(line.contains("Up "), "{line}");
-    assert!(line.contains(&format!("0.0.0.0:{port}->8080/tcp")), "{line}");
+    assert!(
+        line.contains(&format!("0.0.0.0:{port}->8080/tcp")),
+        "{line}"
+    );
     assert!(line.contains("hello"), "{line}");
 
     let logs = env.run(&["logs", "web"]);
@@ -95,7 +111,11 @@ fn the_seed_walkthrough_runs_serves_lists_logs_stops_and_removes() {
     // httpd ignores nothing: SIGTERM ends it well within the timeout.
     let started = Instant::now();
     env.ok(&["stop", "-t", "5", "web"]);
-    assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
     let ps = env.ok(&["ps"]);
     assert!(!ps.contains("web"), "{ps}");
     let ps_all = env.ok(&["ps", "-a"]);
@@ -114,31 +134,71 @@ fn the_seed_walkthrough_runs_serves_lists_logs_stops_and_removes() {
 fn exit_codes_isolation_and_removal() {
     let env = Env::new();
     env.import_busybox();
-    assert_eq!(code(&env, &["run", "--rm", "busybox:local", "sh", "-c", "exit 3"]), 3);
-    assert!(env.ok(&["ps", "-a", "-q"]).trim().is_empty(), "--rm removed it");
-    assert_eq!(code(&env, &["run", "--rm", "busybox:local", "nosuchcommand"]), 127);
+    assert_eq!(
+        code(
+            &env,
+            &["run", "--rm", "busybox:local", "sh", "-c", "exit 3"]
+        ),
+        3
+    );
+    assert!(
+        env.ok(&["ps", "-a", "-q"]).trim().is_empty(),
+        "--rm removed it"
+    );
+    assert_eq!(
+        code(&env, &["run", "--rm", "busybox:local", "nosuchcommand"]),
+        127
+    );
     assert_eq!(code(&env, &["run", "--rm", "nosuchimage"]), 125);
 
-    env.ok(&["run", "--name", "writer", "busybox:local", "sh", "-c", "echo data > /written"]);
+    env.ok(&[
+        "run",
+        "--name",
+        "writer",
+        "busybox:local",
+        "sh",
+        "-c",
+        "echo data > /written",
+    ]);
     assert_eq!(
-        code(&env, &["run", "--rm", "busybox:local", "test", "-e", "/written"]),
+        code(
+            &env,
+            &["run", "--rm", "busybox:local", "test", "-e", "/written"]
+        ),
         1,
         "another container from the same image does not see the file"
     );
     let ps = env.ok(&["ps", "-a"]);
     assert!(ps.contains("Exited (0)"), "{ps}");
-    let inspect: serde_json::Value =
-        serde_json::from_str(&env.ok(&["inspect", "writer"])).unwrap();
+    let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "writer"])).unwrap();
     assert_eq!(inspect[0]["State"]["Status"], "exited");
     assert_eq!(inspect[0]["State"]["ExitCode"], 0);
     assert_eq!(inspect[0]["Name"], "/writer");
     // The writable layer holds just the container's file.
     let id = inspect[0]["Id"].as_str().unwrap();
     let upper = env.root().join("containers").join(id).join("upper");
-    assert_eq!(std::fs::read_to_string(upper.join("written")).unwrap(), "data\n");
+    assert_eq!(
+        std::fs::read_to_string(upper.join("written")).unwrap(),
+        "data\n"
+    );
+
+    // diff lists it, commit makes it a layer, and a container of the new image sees it.
+    let diff = env.ok(&["diff", "writer"]);
+    assert!(diff.lines().any(|l| l == "A /written"), "{diff}");
+    env.ok(&["commit", "-m", "with data", "writer", "withdata:1"]);
+    assert_eq!(
+        env.ok(&["run", "--rm", "withdata:1", "cat", "/written"]),
+        "data\n"
+    );
+    assert!(
+        env.fails(&["rmi", "busybox:local"]).contains("container"),
+        "image in use"
+    );
 
     // The name is taken until removed; rm of a stopped container works without -f.
-    assert!(env.fails(&["create", "--name", "writer", "busybox:local"]).contains("already in use"));
+    assert!(env
+        .fails(&["create", "--name", "writer", "busybox:local"])
+        .contains("already in use"));
     env.ok(&["rm", "writer"]);
     assert!(!upper.exists());
     assert!(env.fails(&["rm", "writer"]).contains("no such container"));
@@ -163,7 +223,13 @@ fn a_container_cannot_reach_the_host() {
     assert!(procs.len() <= 2, "{ps}");
     assert!(procs[0].trim().starts_with('1'), "{ps}");
 
-    assert_ne!(code(&env, &["run", "--rm", "secret", "mount", "-o", "remount,rw", "/sys"]), 0);
+    assert_ne!(
+        code(
+            &env,
+            &["run", "--rm", "secret", "mount", "-o", "remount,rw", "/sys"]
+        ),
+        0
+    );
     let status = env.ok(&["run", "--rm", "secret", "cat", "/proc/self/status"]);
     let cap = status.lines().find(|l| l.starts_with("CapEff:")).unwrap();
     assert!(cap.ends_with("00000000a80425fb"), "{cap}");
@@ -171,18 +237,40 @@ fn a_container_cannot_reach_the_host() {
     let denied = env.run(&["run", "--rm", "-u", "1000", "secret", "cat", "/secret"]);
     assert_eq!(denied.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&denied.stderr).contains("Permission denied"));
-    assert_eq!(env.ok(&["run", "--rm", "secret", "cat", "/secret"]), "secret\n");
+    assert_eq!(
+        env.ok(&["run", "--rm", "secret", "cat", "/secret"]),
+        "secret\n"
+    );
 }
 
 #[test]
 fn exec_start_kill_wait_and_restart() {
     let env = Env::new();
     env.import_busybox();
-    env.ok(&["run", "-d", "--name", "sleeper", "-e", "FROM_RUN=1", "busybox:local", "sleep", "300"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sleeper",
+        "-e",
+        "FROM_RUN=1",
+        "busybox:local",
+        "sleep",
+        "300",
+    ]);
     assert_eq!(env.ok(&["exec", "sleeper", "echo", "hi"]), "hi\n");
-    assert_eq!(env.ok(&["exec", "sleeper", "sh", "-c", "echo $FROM_RUN"]), "1\n");
-    assert_eq!(env.ok(&["exec", "-e", "X=2", "sleeper", "sh", "-c", "echo $X"]), "2\n");
-    assert_eq!(env.ok(&["exec", "-u", "1000", "sleeper", "id", "-u"]), "1000\n");
+    assert_eq!(
+        env.ok(&["exec", "sleeper", "sh", "-c", "echo $FROM_RUN"]),
+        "1\n"
+    );
+    assert_eq!(
+        env.ok(&["exec", "-e", "X=2", "sleeper", "sh", "-c", "echo $X"]),
+        "2\n"
+    );
+    assert_eq!(
+        env.ok(&["exec", "-u", "1000", "sleeper", "id", "-u"]),
+        "1000\n"
+    );
     assert_eq!(env.ok(&["exec", "-w", "/tmp", "sleeper", "pwd"]), "/tmp\n");
     assert_eq!(code(&env, &["exec", "sleeper", "sh", "-c", "exit 4"]), 4);
     let top = env.ok(&["exec", "sleeper", "cat", "/proc/1/cmdline"]);
@@ -191,7 +279,9 @@ fn exec_start_kill_wait_and_restart() {
     // sleep as pid 1 has no SIGTERM handler, so (as in Docker) only KILL ends it.
     env.ok(&["kill", "sleeper"]);
     assert_eq!(env.ok(&["wait", "sleeper"]).trim(), "137");
-    assert!(env.fails(&["exec", "sleeper", "true"]).contains("not running"));
+    assert!(env
+        .fails(&["exec", "sleeper", "true"])
+        .contains("not running"));
 
     env.ok(&["start", "sleeper"]);
     assert!(env.ok(&["ps"]).contains("sleeper"));
@@ -207,7 +297,15 @@ fn restart_policy_logs_and_a_dead_monitor() {
     let env = Env::new();
     env.import_busybox();
     env.ok(&[
-        "run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox:local", "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "busybox:local",
+        "sh",
+        "-c",
         "echo attempt; exit 1",
     ]);
     assert_eq!(env.ok(&["wait", "flaky"]).trim(), "1");
@@ -219,13 +317,30 @@ fn restart_policy_logs_and_a_dead_monitor() {
     assert!(env.ok(&["logs", "-t", "flaky"]).starts_with("20"));
 
     // logs -f follows until the container ends.
-    env.ok(&["run", "-d", "--name", "ticker", "busybox:local", "sh", "-c", "for i in 1 2 3; do echo tick$i; sleep 0.3; done"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "busybox:local",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo tick$i; sleep 0.3; done",
+    ]);
     let followed = env.ok(&["logs", "-f", "ticker"]);
     assert_eq!(followed, "tick1\ntick2\ntick3\n");
 
     // A monitor killed behind strata's back: reported dead, never running; rm -f cleans up.
     let id = env
-        .ok(&["run", "-d", "--name", "orphan", "busybox:local", "sleep", "300"])
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "orphan",
+            "busybox:local",
+            "sleep",
+            "300",
+        ])
         .trim()
         .to_owned();
     let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "orphan"])).unwrap();
@@ -241,7 +356,10 @@ fn restart_policy_logs_and_a_dead_monitor() {
     assert!(!env.ok(&["ps"]).contains("orphan"));
     env.ok(&["rm", "-f", "orphan"]);
     std::thread::sleep(Duration::from_millis(200));
-    assert!(!Path::new(&format!("/proc/{pid}")).exists() || !is_sleep(pid), "container init killed");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists() || !is_sleep(pid),
+        "container init killed"
+    );
 }
 
 fn is_sleep(pid: i64) -> bool {
@@ -271,34 +389,100 @@ fn find_monitor(id: &str) -> Option<i32> {
 fn volumes_networks_and_terminals() {
     let env = Env::new();
     env.import_busybox();
-    env.ok(&["run", "--rm", "-v", "data:/data", "busybox:local", "sh", "-c", "echo kept > /data/f"]);
+    env.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/data",
+        "busybox:local",
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ]);
     assert_eq!(
-        env.ok(&["run", "--rm", "-v", "data:/data:ro", "busybox:local", "cat", "/data/f"]),
+        env.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "data:/data:ro",
+            "busybox:local",
+            "cat",
+            "/data/f"
+        ]),
         "kept\n"
     );
     assert_ne!(
-        code(&env, &["run", "--rm", "-v", "data:/data:ro", "busybox:local", "touch", "/data/g"]),
+        code(
+            &env,
+            &[
+                "run",
+                "--rm",
+                "-v",
+                "data:/data:ro",
+                "busybox:local",
+                "touch",
+                "/data/g"
+            ]
+        ),
         0,
         "read-only volume"
     );
     let host_dir = env.path("bind");
-    env.ok(&["run", "--rm", "-v", &format!("{}:/mnt", host_dir.display()), "busybox:local", "sh", "-c", "echo out > /mnt/x"]);
-    assert_eq!(std::fs::read_to_string(host_dir.join("x")).unwrap(), "out\n");
+    env.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{}:/mnt", host_dir.display()),
+        "busybox:local",
+        "sh",
+        "-c",
+        "echo out > /mnt/x",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(host_dir.join("x")).unwrap(),
+        "out\n"
+    );
     assert!(env.ok(&["volume", "ls", "-q"]).lines().any(|l| l == "data"));
-    env.ok(&["create", "--name", "holder", "-v", "data:/data", "busybox:local"]);
+    env.ok(&[
+        "create",
+        "--name",
+        "holder",
+        "-v",
+        "data:/data",
+        "busybox:local",
+    ]);
     assert!(env.fails(&["volume", "rm", "data"]).contains("in use"));
     env.ok(&["rm", "holder"]);
     env.ok(&["volume", "rm", "data"]);
     assert!(!env.ok(&["volume", "ls", "-q"]).lines().any(|l| l == "data"));
 
-    let none = env.ok(&["run", "--rm", "--network", "none", "busybox:local", "cat", "/proc/net/dev"]);
-    let ifaces: Vec<&str> = none.lines().skip(2).map(|l| l.split(':').next().unwrap().trim()).collect();
+    let none = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox:local",
+        "cat",
+        "/proc/net/dev",
+    ]);
+    let ifaces: Vec<&str> = none
+        .lines()
+        .skip(2)
+        .map(|l| l.split(':').next().unwrap().trim())
+        .collect();
     assert_eq!(ifaces, ["lo"], "{none}");
 
     // A terminal: one stream from a pty, even with no terminal here.
     let tty = env.ok(&["run", "--rm", "-t", "busybox:local", "tty"]);
     assert_eq!(tty, "/dev/pts/0\r\n");
-    let hostname = env.ok(&["run", "--rm", "--hostname", "box", "busybox:local", "hostname"]);
+    let hostname = env.ok(&[
+        "run",
+        "--rm",
+        "--hostname",
+        "box",
+        "busybox:local",
+        "hostname",
+    ]);
     assert_eq!(hostname, "box\n");
     let workdir = env.ok(&["run", "--rm", "-w", "/new/dir", "busybox:local", "pwd"]);
     assert_eq!(workdir, "/new/dir\n");
@@ -320,13 +504,23 @@ fn bridge_containers_reach_the_host_and_others_ports() {
         s.read_to_string(&mut got).unwrap();
         got
     });
-    env.ok(&["run", "--rm", "busybox:local", "sh", "-c", &format!("echo from-container | nc -w 3 {addr} {port}")]);
+    env.ok(&[
+        "run",
+        "--rm",
+        "busybox:local",
+        "sh",
+        "-c",
+        &format!("echo from-container | nc -w 3 {addr} {port}"),
+    ]);
     assert_eq!(server.join().unwrap(), "from-container\n");
 }
 
 /// The first non-loopback IPv4 address of this host.
 fn host_address() -> Option<String> {
-    let out = std::process::Command::new("hostname").arg("-I").output().ok()?;
+    let out = std::process::Command::new("hostname")
+        .arg("-I")
+        .output()
+        .ok()?;
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .find(|a| a.contains('.') && !a.starts_with("127."))

@@ -57,5 +57,7 @@ pub(crate) fn run(g: &GlobalOptions, a: ExecArgs) -> Result<ExitCode, Failure> {
         exec_helper_command(current_exe()?, &request).map_err(|e| as_125(e.into()))?;
     drop(store);
     let err = command.exec();
-    Err(as_125(Failure::new(format!("running the exec helper: {err}"))))
+    Err(as_125(Failure::new(format!(
+        "running the exec helper: {err}"
+    ))))
 }

@@ -13,7 +13,9 @@ pub(crate) fn run(g: &GlobalOptions, a: PsArgs) -> Result<ExitCode, Failure> {
     let store = super::open_store(g)?;
     let mut containers: Vec<Container> = list(&store)?
         .into_iter()
-        .filter(|c| a.all || a.latest || matches!(c.state.status, Status::Running | Status::Restarting))
+        .filter(|c| {
+            a.all || a.latest || matches!(c.state.status, Status::Running | Status::Restarting)
+        })
         .collect();
     if a.latest {
         containers.truncate(1);
@@ -144,7 +146,10 @@ mod tests {
     fn commands_are_quoted_and_cut_like_docker() {
         let args = ["sh".to_owned(), "-c".to_owned(), "exit 3".to_owned()];
         assert_eq!(quoted_command(&args), "\"sh -c exit 3\"");
-        assert_eq!(truncate("\"httpd -f -p 8080 -h /www\"", 20), "\"httpd -f -p 8080 -…");
+        assert_eq!(
+            truncate("\"httpd -f -p 8080 -h /www\"", 20),
+            "\"httpd -f -p 8080 -…"
+        );
         assert_eq!(truncate("\"true\"", 20), "\"true\"");
     }
 }

@@ -157,8 +157,12 @@ fn env_entry(entry: &str) -> Option<String> {
 
 /// Docker's env-file: one `KEY=value` (taken verbatim) or `KEY` per line, `#` comments.
 fn read_env_file(path: &PathBuf) -> Result<Vec<String>, Failure> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| as_125(Failure::new(format!("reading env file {}: {e}", path.display()))))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        as_125(Failure::new(format!(
+            "reading env file {}: {e}",
+            path.display()
+        )))
+    })?;
     let mut env = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim_start();
@@ -207,7 +211,7 @@ fn parse_memory(text: &str) -> Result<i64, Failure> {
         _ => return Err(bad()),
     };
     let bytes = value * multiplier;
-    if !(bytes >= 6.0 * 1024.0 * 1024.0) || !bytes.is_finite() {
+    if bytes.is_nan() || bytes < 6.0 * 1024.0 * 1024.0 || !bytes.is_finite() {
         return Err(Failure::new(format!(
             "invalid --memory value {text:?}: the minimum memory limit is 6m"
         )));

@@ -23,7 +23,10 @@ pub(crate) fn run(g: &GlobalOptions, command: VolumeCommand) -> Result<ExitCode,
         VolumeCommand::Ls(a) => {
             let volumes = list_volumes(&store)?;
             if a.quiet {
-                out(&volumes.iter().map(|v| format!("{}\n", v.name)).collect::<String>());
+                out(&volumes
+                    .iter()
+                    .map(|v| format!("{}\n", v.name))
+                    .collect::<String>());
             } else {
                 let mut table = Table::new(&["DRIVER", "VOLUME NAME"]);
                 for v in &volumes {
