@@ -30,6 +30,7 @@ mod cache_key;
 mod copy_files;
 mod copy_step;
 mod error;
+mod explain;
 mod layer_commit;
 mod metadata;
 mod op;
@@ -54,6 +55,7 @@ pub use error::BuildError;
 pub use op::{
     plan, CopyOp, CopySource, FromOp, HealthSpec, MetadataOp, Op, PlannedStep, RunOp, StagePlan,
 };
-pub use reporter::{Reporter, SilentReporter};
+pub use explain::MissReason;
+pub use reporter::{Reporter, SilentReporter, StepFailure};
 pub use run_executor::{RunExecutor, RunNetwork, RunOutcome, RunRequest};
 pub use runtime_executor::RuntimeExecutor;

@@ -64,7 +64,7 @@ impl Builder<'_> {
             network: match r.network {
                 Some(Network::None) => RunNetwork::None,
                 Some(Network::Host) => RunNetwork::Host,
-                _ => RunNetwork::Default,
+                _ => s.opts.network,
             },
         };
         let outcome = executor

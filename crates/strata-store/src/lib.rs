@@ -35,7 +35,7 @@ mod test_support;
 mod unpack;
 mod usage;
 
-pub use build_cache::BuildCacheEntry;
+pub use build_cache::{BuildCacheEntry, BuildCacheUsage};
 pub use check::{BlobRole, CheckReport, Problem};
 pub use content::{BlobWriter, ContentStore};
 pub use error::StoreError;

@@ -1,6 +1,8 @@
 //! One short function per command: load, call the library, add context, map to an exit status.
 
 mod build;
+mod build_io;
+mod build_progress;
 mod dockerfile;
 mod history;
 mod images;
