@@ -657,7 +657,12 @@ impl<'a> Builder<'a> {
                     let mut files = Vec::with_capacity(entries.len());
                     for e in entries {
                         let d = hasher.hash_entries(&[e]).map_err(ctx_err)?;
-                        files.push((e.path.clone(), d.to_string()));
+                        // Directories end in `/`, so a reason can tell them apart.
+                        let path = match e.kind {
+                            strata_context::EntryKind::Dir => format!("{}/", e.path),
+                            _ => e.path.clone(),
+                        };
+                        files.push((path, d.to_string()));
                     }
                     Some(files)
                 }

@@ -279,14 +279,21 @@ fn files_changed(old: &[(String, String)], new: &[(String, String)]) -> MissReas
     let n: BTreeMap<&String, &String> = new.iter().map(|(k, v)| (k, v)).collect();
     let added = n.keys().filter(|k| !o.contains_key(*k)).map(|k| k.to_string());
     let removed = o.keys().filter(|k| !n.contains_key(*k)).map(|k| k.to_string());
-    let changed = n
+    let mut changed: Vec<String> = n
         .iter()
         .filter(|(k, v)| o.get(*k).is_some_and(|ov| ov != *v))
-        .map(|(k, _)| k.to_string());
+        .map(|(k, _)| k.to_string())
+        .collect();
+    let (added, removed): (Vec<String>, Vec<String>) = (added.collect(), removed.collect());
+    // A directory whose entries changed changes too (its mtime): name it only when nothing
+    // else explains the miss.
+    if !added.is_empty() || !removed.is_empty() || changed.iter().any(|p| !p.ends_with('/')) {
+        changed.retain(|p| !p.ends_with('/'));
+    }
     let reason = MissReason::FilesChanged {
-        added: added.collect(),
-        removed: removed.collect(),
-        changed: changed.collect(),
+        added,
+        removed,
+        changed,
     };
     match &reason {
         // Same files, same digests: what changed is not in the list (e.g. the selection order).
