@@ -45,6 +45,8 @@ mod temp_area;
 #[cfg(test)]
 mod build_tests;
 #[cfg(test)]
+mod cache_property_tests;
+#[cfg(test)]
 mod copy_tests;
 #[cfg(test)]
 mod test_support;
