@@ -27,6 +27,7 @@
 
 mod builder;
 mod cache_key;
+mod cache_prune;
 mod copy_files;
 mod copy_step;
 mod error;
@@ -53,6 +54,7 @@ mod test_support;
 
 pub use builder::{BuildOptions, BuildOutput, Builder};
 pub use cache_key::{BaseKey, CacheKey, StepInputs};
+pub use cache_prune::{prune_build_cache, CachePruneReport};
 pub use error::BuildError;
 pub use op::{
     plan, CopyOp, CopySource, FromOp, HealthSpec, MetadataOp, Op, PlannedStep, RunOp, StagePlan,

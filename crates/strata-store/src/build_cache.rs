@@ -5,14 +5,13 @@
 //! Entries only point at blobs and snapshots; they never keep them alive. A caller must
 //! check that what an entry names is still present (gc may have removed it) before reusing it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use rusqlite::OptionalExtension;
 use serde::Serialize;
 use strata_oci::Digest;
 
 use crate::db::{digest_col, opt_digest_col};
-use crate::gc::reachable;
 use crate::error::StoreError;
 use crate::store::Store;
 
@@ -97,7 +96,7 @@ pub struct BuildCacheUsage {
     pub usable: usize,
     /// Distinct bytes of the layer blobs the entries name.
     pub size: u64,
-    /// Of those, bytes no image record uses (gc would free them).
+    /// Of those, bytes only step images nothing descends from use (`builder prune` frees them).
     pub reclaimable: u64,
 }
 
@@ -162,7 +161,7 @@ impl Store {
     /// Entry count and sizes for `system df`.
     pub fn build_cache_usage(&self) -> Result<BuildCacheUsage, StoreError> {
         let entries = self.build_cache_entries()?;
-        let keep = reachable(self)?;
+        let kept = self.blobs_outliving_build_cache(&entries)?;
         let content = self.content();
         let mut out = BuildCacheUsage {
             entries: entries.len(),
@@ -180,11 +179,38 @@ impl Store {
             }
             let Ok(bytes) = content.size(d) else { continue };
             out.size += bytes;
-            if !keep.blobs.contains(d) {
+            if !kept.contains(d) {
                 out.reclaimable += bytes;
             }
         }
         Ok(out)
+    }
+
+    /// Blobs of the images a build cache prune keeps: every image that is not a step image
+    /// (an entry's config), tagged or used by a container, and every build parent of those.
+    fn blobs_outliving_build_cache(
+        &self,
+        entries: &[(String, BuildCacheEntry)],
+    ) -> Result<HashSet<Digest>, StoreError> {
+        let steps: HashSet<&Digest> = entries.iter().map(|(_, e)| &e.config).collect();
+        let images = self.images()?;
+        let by_id: HashMap<&Digest, &crate::ImageRecord> = images.iter().map(|i| (&i.id, i)).collect();
+        let mut seen: HashSet<&Digest> = HashSet::new();
+        let mut blobs = HashSet::new();
+        for image in &images {
+            let needed = !steps.contains(&image.id)
+                || !self.tags_of(&image.id)?.is_empty()
+                || !self.containers_using(&image.id)?.is_empty();
+            let mut current = Some(image).filter(|_| needed);
+            while let Some(img) = current {
+                if !seen.insert(&img.id) {
+                    break;
+                }
+                blobs.extend(img.blobs());
+                current = img.parent.as_ref().and_then(|p| by_id.get(p).copied());
+            }
+        }
+        Ok(blobs)
     }
 
     /// The cache key last recorded at a build step position (cheap: no inputs read).

@@ -65,6 +65,15 @@ pub(crate) enum Command {
     Lint(LintArgs),
     /// Build an image from a Dockerfile
     Build(BuildArgs),
+    /// Manage the build cache
+    #[command(subcommand)]
+    Builder(BuilderCommand),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum BuilderCommand {
+    /// Remove build cache: step images no tagged image descends from (all entries with -a)
+    Prune(PruneArgs),
 }
 
 #[derive(Subcommand)]

@@ -422,3 +422,36 @@ fn explain_cache_says_why_each_step_missed() {
 
     assert_eq!(misses(&explain(&["--no-cache", "--build-arg", "V=2"]), "COPY files/"), ["--no-cache"]);
 }
+
+#[test]
+fn builder_prune_and_df_show_the_build_cache() {
+    let env = Env::new();
+    env.import_busybox();
+    let dir = context(
+        &env,
+        &[("Dockerfile", "FROM busybox:local\nCOPY f /f\nRUN echo x > /x\n"), ("f", "1")],
+    );
+    build(&env, &dir, "keep:1");
+    let other = env.path("ctx2");
+    write_files(&other, &[("Dockerfile", "FROM busybox:local\nCOPY f /f\nRUN echo x > /x\n"), ("f", "2")]);
+    let ctx = dir.to_str().unwrap();
+    let dropped = env.ok(&["build", "-q", other.to_str().unwrap()]).trim().to_string();
+    let df = env.ok(&["system", "df"]);
+    let row = df.lines().find(|l| l.starts_with("Build Cache")).unwrap();
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cols[2..4], ["4", "4"], "{df}");
+    assert_ne!(cols[5], "0B", "the untagged build's layers are reclaimable: {df}");
+
+    let out = env.ok(&["builder", "prune", "-f"]);
+    assert!(out.contains("Deleted build cache objects:") && out.contains("Total reclaimed space: "), "{out}");
+    assert!(!env.ok(&["images", "-a", "-q", "--no-trunc"]).contains(&dropped));
+    // What keep:1 needs stays cached.
+    let again = env.run(&["build", "-t", "keep:1", ctx]);
+    let progress = String::from_utf8_lossy(&again.stderr);
+    assert!(progress.contains("CACHED") && !progress.contains("DONE"), "{progress}");
+    env.ok(&["system", "prune", "-a", "-f"]);
+    let df = env.ok(&["system", "df"]);
+    let row = df.lines().find(|l| l.starts_with("Build Cache")).unwrap();
+    assert_eq!(row.split_whitespace().nth(2), Some("0"), "{df}");
+    env.ok(&["system", "check"]);
+}

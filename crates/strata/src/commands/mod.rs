@@ -20,7 +20,9 @@ use std::process::ExitCode;
 
 use strata_store::{DriverKind, Store, StoreOptions};
 
-use crate::cli::{Cli, Command, DockerfileCommand, GlobalOptions, ImageCommand, SystemCommand};
+use crate::cli::{
+    BuilderCommand, Cli, Command, DockerfileCommand, GlobalOptions, ImageCommand, SystemCommand,
+};
 use crate::failure::{Context, Failure};
 
 pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
@@ -41,6 +43,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Dockerfile(DockerfileCommand::Parse(a)) => dockerfile::parse(a),
         Command::Lint(a) => lint::run(a),
         Command::Build(a) => build::run(g, a),
+        Command::Builder(BuilderCommand::Prune(a)) => prune::build_cache(g, a),
     }
 }
 
