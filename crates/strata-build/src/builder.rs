@@ -23,9 +23,7 @@ use crate::copy_files::ensure_parents;
 use crate::explain::{explain, position, recorded_args, StepRecord, MAX_FILES};
 use crate::layer_commit::commit_layer;
 use crate::metadata::apply;
-use crate::op::{
-    plan, CopyOp, CopySource, FromOp, MetadataOp, Op, PlannedStep, RunOp, StagePlan,
-};
+use crate::op::{plan, CopyOp, CopySource, FromOp, MetadataOp, Op, PlannedStep, RunOp, StagePlan};
 use crate::owner::Owner;
 use crate::reporter::{Reporter, SilentReporter, StepFailure};
 use crate::rootfs::{absolute, clean_rel, RootfsView};
@@ -500,9 +498,9 @@ impl<'a> Builder<'a> {
         if !s.opts.no_cache {
             if let Some((hit, config)) = self.cache_hit(&key, state)? {
                 // Keep the position's record current, but only write when it names another key.
-                if self.store.build_step_key(&position)?.as_deref() != Some(key.digest().as_str())
-                {
-                    let record = self.step_record(s, step, state, &instruction, &key, content.as_ref())?;
+                if self.store.build_step_key(&position)?.as_deref() != Some(key.digest().as_str()) {
+                    let record =
+                        self.step_record(s, step, state, &instruction, &key, content.as_ref())?;
                     self.save_record(&position, &record)?;
                 }
                 *state = StageState { key, ..hit };

@@ -55,7 +55,12 @@ impl Recipe {
 
 const NAMES: &[&str] = &["a.txt", "b.txt", "c.log", "sub/x", "sub/deep/y", "d.txt"];
 
-fn edit(rng: &mut Rng, ctx: &Path, recipe: &mut Recipe, args: &mut BTreeMap<String, String>) -> String {
+fn edit(
+    rng: &mut Rng,
+    ctx: &Path,
+    recipe: &mut Recipe,
+    args: &mut BTreeMap<String, String>,
+) -> String {
     let name = NAMES[rng.below(NAMES.len())];
     let path = ctx.join(name);
     match rng.below(8) {
@@ -109,7 +114,10 @@ fn edit(rng: &mut Rng, ctx: &Path, recipe: &mut Recipe, args: &mut BTreeMap<Stri
         }
         _ => {
             // Only the mtime changes: with SOURCE_DATE_EPOCH nothing in the result does.
-            let f = std::fs::File::options().append(true).open(ctx.join("sub/x")).unwrap();
+            let f = std::fs::File::options()
+                .append(true)
+                .open(ctx.join("sub/x"))
+                .unwrap();
             f.set_modified(std::time::SystemTime::now()).unwrap();
             "touch sub/x".to_string()
         }
@@ -120,7 +128,10 @@ fn edit(rng: &mut Rng, ctx: &Path, recipe: &mut Recipe, args: &mut BTreeMap<Stri
 fn random_edits_never_give_a_stale_hit() {
     let (_d, store) = open_store();
     let ctx = tempfile::tempdir().unwrap();
-    write(ctx.path(), &[("a.txt", "a"), ("b.txt", "b"), ("sub/x", "x")]);
+    write(
+        ctx.path(),
+        &[("a.txt", "a"), ("b.txt", "b"), ("sub/x", "x")],
+    );
     let mut rng = Rng(0x5eed_1234_abcd_0001);
     let mut recipe = Recipe {
         copy_all_dest: "/all/",
@@ -159,7 +170,11 @@ fn random_edits_never_give_a_stale_hit() {
                 );
             }
             (Err(c), Err(f)) => assert_eq!(c.to_string(), f.to_string(), "round {round}"),
-            (c, f) => panic!("round {round}: cached {:?} vs fresh {:?} after {log:?}", c.err(), f.err()),
+            (c, f) => panic!(
+                "round {round}: cached {:?} vs fresh {:?} after {log:?}",
+                c.err(),
+                f.err()
+            ),
         }
     }
     assert!(hits > 30, "the cache was used ({hits} hits)");

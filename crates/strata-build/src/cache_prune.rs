@@ -75,13 +75,23 @@ mod tests {
         write(ctx.path(), &[("a", "1"), ("b", "2")]);
         let df = "FROM scratch\nCOPY a /a\nCOPY b /b\n";
         let kept = Builder::new(&store)
-            .build(df, ctx.path(), &BuildOptions { tags: vec!["k:1".into()], ..sde(1) })
+            .build(
+                df,
+                ctx.path(),
+                &BuildOptions {
+                    tags: vec!["k:1".into()],
+                    ..sde(1)
+                },
+            )
             .unwrap();
         // An untagged build sharing the first step, then a changed second step.
         write(ctx.path(), &[("b", "3")]);
         let dropped = Builder::new(&store).build(df, ctx.path(), &sde(1)).unwrap();
         let before = store.images().unwrap().len();
-        assert_eq!(before, 3, "two step images of k:1 plus the other build's last step");
+        assert_eq!(
+            before, 3,
+            "two step images of k:1 plus the other build's last step"
+        );
 
         let report = prune_build_cache(&store, false).unwrap();
         assert_eq!(report.images, vec![dropped.image_id.clone()]);
@@ -89,7 +99,14 @@ mod tests {
         assert!(store.image(&kept.image_id).unwrap().is_some());
         // The kept build is still fully cached; the dropped one is not.
         let again = Builder::new(&store)
-            .build(df, ctx.path(), &BuildOptions { no_cache: false, ..sde(1) })
+            .build(
+                df,
+                ctx.path(),
+                &BuildOptions {
+                    no_cache: false,
+                    ..sde(1)
+                },
+            )
             .unwrap();
         assert_eq!(again.cached_steps, 1);
 

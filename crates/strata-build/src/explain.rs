@@ -141,12 +141,7 @@ impl fmt::Display for MissReason {
 }
 
 /// The position of a step: which earlier build of "the same step" it is compared with.
-pub(crate) fn position(
-    context: &Path,
-    dockerfile: &Path,
-    stage: usize,
-    step: usize,
-) -> String {
+pub(crate) fn position(context: &Path, dockerfile: &Path, stage: usize, step: usize) -> String {
     let mut h = Sha256Hasher::new();
     for part in [
         context.to_string_lossy().as_bytes(),
@@ -177,7 +172,14 @@ pub(crate) fn recorded_args(args: &[(String, String)]) -> Vec<(String, String)> 
 fn is_secret(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     [
-        "SECRET", "PASSWORD", "PASSWD", "TOKEN", "CREDENTIAL", "API_KEY", "APIKEY", "PRIVATE",
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "TOKEN",
+        "CREDENTIAL",
+        "API_KEY",
+        "APIKEY",
+        "PRIVATE",
         "AUTH",
     ]
     .iter()
@@ -277,8 +279,14 @@ fn changed_pairs(
 fn files_changed(old: &[(String, String)], new: &[(String, String)]) -> MissReason {
     let o: BTreeMap<&String, &String> = old.iter().map(|(k, v)| (k, v)).collect();
     let n: BTreeMap<&String, &String> = new.iter().map(|(k, v)| (k, v)).collect();
-    let added = n.keys().filter(|k| !o.contains_key(*k)).map(|k| k.to_string());
-    let removed = o.keys().filter(|k| !n.contains_key(*k)).map(|k| k.to_string());
+    let added = n
+        .keys()
+        .filter(|k| !o.contains_key(*k))
+        .map(|k| k.to_string());
+    let removed = o
+        .keys()
+        .filter(|k| !n.contains_key(*k))
+        .map(|k| k.to_string());
     let mut changed: Vec<String> = n
         .iter()
         .filter(|(k, v)| o.get(*k).is_some_and(|ov| ov != *v))
@@ -330,16 +338,40 @@ mod tests {
     fn each_difference_gives_its_reason() {
         let old = record();
         let cases: Vec<(StepRecord, usize, Vec<MissReason>)> = vec![
-            (StepRecord { key: "k1".into(), ..record() }, 1, vec![MissReason::ResultGone]),
             (
-                StepRecord { key: "k2".into(), text: "COPY . /b".into(), expanded: "COPY . /b".into(), ..record() },
+                StepRecord {
+                    key: "k1".into(),
+                    ..record()
+                },
                 1,
-                vec![MissReason::InstructionChanged { old: "COPY . /app".into(), new: "COPY . /b".into() }],
+                vec![MissReason::ResultGone],
             ),
             (
-                StepRecord { key: "k2".into(), build_args: vec![("V".into(), "2".into())], ..record() },
+                StepRecord {
+                    key: "k2".into(),
+                    text: "COPY . /b".into(),
+                    expanded: "COPY . /b".into(),
+                    ..record()
+                },
                 1,
-                vec![MissReason::BuildArgChanged { name: "V".into(), old: Some("1".into()), new: Some("2".into()), secret: false }],
+                vec![MissReason::InstructionChanged {
+                    old: "COPY . /app".into(),
+                    new: "COPY . /b".into(),
+                }],
+            ),
+            (
+                StepRecord {
+                    key: "k2".into(),
+                    build_args: vec![("V".into(), "2".into())],
+                    ..record()
+                },
+                1,
+                vec![MissReason::BuildArgChanged {
+                    name: "V".into(),
+                    old: Some("1".into()),
+                    new: Some("2".into()),
+                    secret: false,
+                }],
             ),
             (
                 StepRecord {
@@ -349,14 +381,42 @@ mod tests {
                     ..record()
                 },
                 1,
-                vec![MissReason::FilesChanged { added: vec!["c".into()], removed: vec!["a".into()], changed: vec!["b".into()] }],
+                vec![MissReason::FilesChanged {
+                    added: vec!["c".into()],
+                    removed: vec!["a".into()],
+                    changed: vec!["b".into()],
+                }],
             ),
-            (StepRecord { key: "k2".into(), parent: "p2".into(), ..record() }, 3, vec![MissReason::ParentMissed]),
-            (StepRecord { key: "k2".into(), parent: "p2".into(), ..record() }, 0, vec![MissReason::BuildSettingsChanged]),
             (
-                StepRecord { key: "k2".into(), parent: "p2".into(), base: "busybox sha256:2".into(), ..record() },
+                StepRecord {
+                    key: "k2".into(),
+                    parent: "p2".into(),
+                    ..record()
+                },
+                3,
+                vec![MissReason::ParentMissed],
+            ),
+            (
+                StepRecord {
+                    key: "k2".into(),
+                    parent: "p2".into(),
+                    ..record()
+                },
                 0,
-                vec![MissReason::BaseChanged { old: "busybox sha256:1".into(), new: "busybox sha256:2".into() }],
+                vec![MissReason::BuildSettingsChanged],
+            ),
+            (
+                StepRecord {
+                    key: "k2".into(),
+                    parent: "p2".into(),
+                    base: "busybox sha256:2".into(),
+                    ..record()
+                },
+                0,
+                vec![MissReason::BaseChanged {
+                    old: "busybox sha256:1".into(),
+                    new: "busybox sha256:2".into(),
+                }],
             ),
         ];
         for (i, (new, step, want)) in cases.into_iter().enumerate() {
@@ -370,7 +430,10 @@ mod tests {
         let args = vec![("GITHUB_TOKEN".to_string(), "hunter2".to_string())];
         let rec = recorded_args(&args);
         assert!(!rec[0].1.contains("hunter2"));
-        let old = StepRecord { build_args: rec, ..record() };
+        let old = StepRecord {
+            build_args: rec,
+            ..record()
+        };
         let new = StepRecord {
             key: "k2".into(),
             build_args: recorded_args(&[("GITHUB_TOKEN".into(), "other".into())]),
@@ -378,7 +441,10 @@ mod tests {
         };
         let reasons = explain(Some(&old), &new, 1);
         let text = reasons[0].to_string();
-        assert_eq!(text, "build arg GITHUB_TOKEN changed (secret: values not shown)");
+        assert_eq!(
+            text,
+            "build arg GITHUB_TOKEN changed (secret: values not shown)"
+        );
     }
 
     #[test]

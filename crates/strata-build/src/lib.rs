@@ -56,10 +56,10 @@ pub use builder::{BuildOptions, BuildOutput, Builder};
 pub use cache_key::{BaseKey, CacheKey, StepInputs};
 pub use cache_prune::{prune_build_cache, CachePruneReport};
 pub use error::BuildError;
+pub use explain::MissReason;
 pub use op::{
     plan, CopyOp, CopySource, FromOp, HealthSpec, MetadataOp, Op, PlannedStep, RunOp, StagePlan,
 };
-pub use explain::MissReason;
 pub use reporter::{Reporter, SilentReporter, StepFailure};
-pub use run_executor::{RunExecutor, RunNetwork, RunOutcome, RunRequest};
+pub use run_executor::{OutputSink, RunExecutor, RunNetwork, RunOutcome, RunRequest};
 pub use runtime_executor::RuntimeExecutor;

@@ -40,6 +40,18 @@ pub struct RunRequest<'a> {
     /// Absolute working directory.
     pub workdir: String,
     pub network: RunNetwork,
+    /// Where output goes as it is produced (the executor also returns all of it).
+    pub output: Option<OutputSink<'a>>,
+}
+
+/// A callback taking each chunk of a RUN's output as it arrives (for live progress).
+#[derive(Clone, Copy)]
+pub struct OutputSink<'a>(pub &'a (dyn Fn(&[u8]) + Sync));
+
+impl std::fmt::Debug for OutputSink<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OutputSink")
+    }
 }
 
 /// What a finished RUN left.

@@ -11,7 +11,7 @@ use crate::builder::{Builder, Session, StageState};
 use crate::layer_commit::commit_layer;
 use crate::metadata::{argv, shell_of};
 use crate::op::{PlannedStep, RunOp};
-use crate::run_executor::{RunNetwork, RunRequest};
+use crate::run_executor::{OutputSink, RunNetwork, RunRequest};
 use crate::BuildError;
 
 /// How many bytes of a failed RUN's output the error keeps.
@@ -66,6 +66,9 @@ impl Builder<'_> {
                 Some(Network::Host) => RunNetwork::Host,
                 _ => s.opts.network,
             },
+            output: Some(OutputSink(&|bytes| {
+                self.reporter.step_output(stage, n, bytes)
+            })),
         };
         let outcome = executor
             .run(&request)
@@ -73,7 +76,6 @@ impl Builder<'_> {
                 line: step.line,
                 message,
             })?;
-        self.reporter.step_output(stage, n, &outcome.log);
         let upper = UpperDir(outcome.upper);
         if outcome.exit_code != 0 {
             let start = outcome.log.len().saturating_sub(RUN_TAIL);

@@ -194,7 +194,8 @@ impl Store {
     ) -> Result<HashSet<Digest>, StoreError> {
         let steps: HashSet<&Digest> = entries.iter().map(|(_, e)| &e.config).collect();
         let images = self.images()?;
-        let by_id: HashMap<&Digest, &crate::ImageRecord> = images.iter().map(|i| (&i.id, i)).collect();
+        let by_id: HashMap<&Digest, &crate::ImageRecord> =
+            images.iter().map(|i| (&i.id, i)).collect();
         let mut seen: HashSet<&Digest> = HashSet::new();
         let mut blobs = HashSet::new();
         for image in &images {
@@ -324,7 +325,10 @@ mod tests {
         };
         store.build_cache_put("c", &gone).unwrap();
         let usage = store.build_cache_usage().unwrap();
-        assert_eq!((usage.entries, usage.usable, usage.size, usage.reclaimable), (3, 2, 5, 5));
+        assert_eq!(
+            (usage.entries, usage.usable, usage.size, usage.reclaimable),
+            (3, 2, 5, 5)
+        );
         assert_eq!(store.build_cache_remove_dangling().unwrap(), 1);
         assert_eq!(store.build_cache_get("c").unwrap(), None);
         assert_eq!(store.build_cache_get("a").unwrap(), Some(live));
@@ -338,7 +342,10 @@ mod tests {
         store.build_step_record("p", "k1", b"one").unwrap();
         store.build_step_record("p", "k2", b"two").unwrap();
         assert_eq!(store.build_step_key("p").unwrap().as_deref(), Some("k2"));
-        assert_eq!(store.build_step_inputs("p").unwrap().as_deref(), Some(&b"two"[..]));
+        assert_eq!(
+            store.build_step_inputs("p").unwrap().as_deref(),
+            Some(&b"two"[..])
+        );
         assert_eq!(store.build_steps_clear().unwrap(), 1);
         assert_eq!(store.build_step_inputs("p").unwrap(), None);
     }

@@ -229,18 +229,39 @@ fn labels_network_and_outputs() {
     let ctx = dir.to_str().unwrap();
     let plain = build(&env, &dir, "plain:1");
     let id = env
-        .ok(&["build", "-q", "-t", "lab:1", "--label", "a=b", "--label", "base=2", "--network", "none", ctx])
+        .ok(&[
+            "build",
+            "-q",
+            "-t",
+            "lab:1",
+            "--label",
+            "a=b",
+            "--label",
+            "base=2",
+            "--network",
+            "none",
+            ctx,
+        ])
         .trim()
         .to_string();
     let v = inspect(&env, "lab:1");
     assert_eq!(v["Id"], id);
-    assert_eq!(v["Config"]["Labels"], serde_json::json!({"a": "b", "base": "2"}));
+    assert_eq!(
+        v["Config"]["Labels"],
+        serde_json::json!({"a": "b", "base": "2"})
+    );
     // --label adds no history entry (as BuildKit); --network none leaves only loopback.
     let hist = |name: &str| env.ok(&["history", "-q", name]).lines().count();
     assert_eq!(hist("lab:1"), hist("plain:1"));
     let nets = layers(&env, "lab:1").last().unwrap()["nets"].1.clone();
     assert_eq!(String::from_utf8_lossy(&nets), "lo\n");
-    assert!(String::from_utf8_lossy(&layers(&env, "plain:1").last().unwrap()["nets"].1).lines().count() > 1, "host network by default");
+    assert!(
+        String::from_utf8_lossy(&layers(&env, "plain:1").last().unwrap()["nets"].1)
+            .lines()
+            .count()
+            > 1,
+        "host network by default"
+    );
     assert_ne!(plain, id);
 
     // -o writes archives that load back as the same image, and the file tree.
@@ -248,14 +269,30 @@ fn labels_network_and_outputs() {
     let oci_tar = env.path("out-oci.tar");
     let tree = env.path("tree");
     let out = env.run(&[
-        "build", "-t", "lab:1", "--label", "a=b", "--label", "base=2", "--network", "none",
-        "-o", &format!("type=docker,dest={}", docker_tar.display()),
-        "-o", &format!("type=oci,dest={}", oci_tar.display()),
-        "-o", &format!("type=local,dest={}", tree.display()),
-        "-o", "type=docker,dest=-",
+        "build",
+        "-t",
+        "lab:1",
+        "--label",
+        "a=b",
+        "--label",
+        "base=2",
+        "--network",
+        "none",
+        "-o",
+        &format!("type=docker,dest={}", docker_tar.display()),
+        "-o",
+        &format!("type=oci,dest={}", oci_tar.display()),
+        "-o",
+        &format!("type=local,dest={}", tree.display()),
+        "-o",
+        "type=docker,dest=-",
         ctx,
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(std::fs::read(tree.join("nets")).unwrap(), b"lo\n");
     assert!(tree.join("bin/busybox").exists());
     let stdout_tar = env.path("stdout.tar");
@@ -265,7 +302,9 @@ fn labels_network_and_outputs() {
         other.ok(&["load", "-i", archive.to_str().unwrap()]);
         assert_eq!(inspect(&other, "lab:1")["Id"], id, "{}", archive.display());
     }
-    assert!(env.fails(&["build", "-o", "type=tar,dest=x", ctx]).contains("type=tar is not supported"));
+    assert!(env
+        .fails(&["build", "-o", "type=tar,dest=x", ctx])
+        .contains("type=tar is not supported"));
 }
 
 #[test]
@@ -273,22 +312,63 @@ fn context_from_stdin() {
     let env = Env::new();
     env.import_busybox();
     let src = env.path("src");
-    write_files(&src, &[("sub/build.Dockerfile", "FROM busybox:local\nCOPY hello.txt /\n"), ("hello.txt", "hi\n")]);
+    write_files(
+        &src,
+        &[
+            (
+                "sub/build.Dockerfile",
+                "FROM busybox:local\nCOPY hello.txt /\n",
+            ),
+            ("hello.txt", "hi\n"),
+        ],
+    );
     let mut tar = tar::Builder::new(Vec::new());
     tar.append_dir_all(".", &src).unwrap();
     let archive = tar.into_inner().unwrap();
-    let out = run_with_stdin(&env, &["build", "-q", "-t", "stdin:1", "-f", "sub/build.Dockerfile", "-"], &archive);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(layers(&env, "stdin:1").last().unwrap()["hello.txt"].1, b"hi\n");
+    let out = run_with_stdin(
+        &env,
+        &[
+            "build",
+            "-q",
+            "-t",
+            "stdin:1",
+            "-f",
+            "sub/build.Dockerfile",
+            "-",
+        ],
+        &archive,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        layers(&env, "stdin:1").last().unwrap()["hello.txt"].1,
+        b"hi\n"
+    );
 
     // A lone Dockerfile on stdin: no context files.
-    let out = run_with_stdin(&env, &["build", "-q", "-t", "stdin:2", "-"], b"FROM busybox:local\nENV A=1\n");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(inspect(&env, "stdin:2")["Config"]["Env"].as_array().unwrap().contains(&serde_json::json!("A=1")));
+    let out = run_with_stdin(
+        &env,
+        &["build", "-q", "-t", "stdin:2", "-"],
+        b"FROM busybox:local\nENV A=1\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(inspect(&env, "stdin:2")["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("A=1")));
 
     let out = run_with_stdin(&env, &["build", "-f", "-", "-"], &archive);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("both the build context and the Dockerfile"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("both the build context and the Dockerfile")
+    );
 }
 
 /// Every line of `--progress=json` stderr as a JSON value.
@@ -306,38 +386,78 @@ fn json_progress_step_images_and_the_last_good_step() {
     env.import_busybox();
     let dir = context(
         &env,
-        &[("Dockerfile", "FROM busybox:local\nRUN echo one > /one\nRUN echo two > /two\n")],
+        &[(
+            "Dockerfile",
+            "FROM busybox:local\nRUN echo one > /one && echo said-one\nRUN echo two > /two\n",
+        )],
     );
     let ctx = dir.to_str().unwrap();
     let out = env.run(&["build", "--progress=json", "-t", "j:1", ctx]);
     assert!(out.status.success());
     let ev = events(&out.stderr);
+    let output: String = ev
+        .iter()
+        .filter(|e| e["event"] == "step_output")
+        .map(|e| e["data"].as_str().unwrap())
+        .collect();
+    assert_eq!(output, "said-one\n");
+    let ev: Vec<serde_json::Value> = ev
+        .into_iter()
+        .filter(|e| e["event"] != "step_output")
+        .collect();
     let kinds: Vec<&str> = ev.iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert_eq!(
         kinds,
-        ["build_start", "step_start", "step_output", "step_done", "step_start", "step_output", "step_done", "build_done"]
+        [
+            "build_start",
+            "step_start",
+            "step_done",
+            "step_start",
+            "step_done",
+            "build_done"
+        ]
     );
     assert!(ev[1]["cache_key"].as_str().unwrap().starts_with("sha256:"));
-    assert_eq!(ev[1]["text"], "RUN echo one > /one");
-    let final_id = ev[7]["image_id"].as_str().unwrap();
+    assert_eq!(ev[1]["text"], "RUN echo one > /one && echo said-one");
+    let final_id = ev[5]["image_id"].as_str().unwrap();
     assert_eq!(inspect(&env, "j:1")["Id"], final_id);
     // The last step's image is the result; the first is an intermediate, runnable image.
-    assert_eq!(ev[6]["image_id"], final_id);
-    let first = ev[3]["image_id"].as_str().unwrap().to_string();
-    assert_eq!(inspect(&env, &first)["RootFS"]["Layers"].as_array().unwrap().len(), 2);
+    assert_eq!(ev[4]["image_id"], final_id);
+    let first = ev[2]["image_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        inspect(&env, &first)["RootFS"]["Layers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     let all = env.ok(&["images", "-a", "-q", "--no-trunc"]);
     assert!(all.contains(&first), "{all}");
-    assert!(!env.ok(&["images", "-q", "--no-trunc"]).contains(&first), "intermediates hidden without -a");
+    assert!(
+        !env.ok(&["images", "-q", "--no-trunc"]).contains(&first),
+        "intermediates hidden without -a"
+    );
     env.ok(&["image", "prune", "-f"]);
-    assert!(env.ok(&["images", "-a", "-q", "--no-trunc"]).contains(&first), "kept while j:1 descends from it");
+    assert!(
+        env.ok(&["images", "-a", "-q", "--no-trunc"])
+            .contains(&first),
+        "kept while j:1 descends from it"
+    );
 
     // A rebuild reports cached steps with the same images.
-    let ev = events(&env.run(&["build", "--progress=json", "-t", "j:1", ctx]).stderr);
+    let ev = events(
+        &env.run(&["build", "--progress=json", "-t", "j:1", ctx])
+            .stderr,
+    );
     assert_eq!(ev[2]["event"], "step_cached");
     assert_eq!(ev[2]["image_id"], first.as_str());
 
     // A failed RUN names its command, exit code, last lines and the last good step.
-    std::fs::write(dir.join("Dockerfile"), "FROM busybox:local\nRUN echo one > /one\nRUN echo fell over >&2; exit 7\n").unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox:local\nRUN echo one > /one && echo said-one\nRUN echo fell over >&2; exit 7\n",
+    )
+    .unwrap();
     let out = env.run(&["build", "--progress=json", "-t", "j:2", ctx]);
     assert!(!out.status.success());
     let ev = events(&out.stderr);
@@ -346,10 +466,19 @@ fn json_progress_step_images_and_the_last_good_step() {
     assert_eq!(failed["last_good_image_id"], first.as_str());
     let stderr = String::from_utf8_lossy(&out.stderr);
     let short = &first["sha256:".len().."sha256:".len() + 12];
-    assert!(stderr.contains("RUN echo fell over >&2; exit 7: exited with code 7"), "{stderr}");
+    assert!(
+        stderr.contains("RUN echo fell over >&2; exit 7: exited with code 7"),
+        "{stderr}"
+    );
     assert!(stderr.contains("fell over"), "{stderr}");
-    assert!(stderr.contains(&format!("last good step: {first}")), "{stderr}");
-    assert!(stderr.contains(&format!("strata run --rm -it {short} sh")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("last good step: {first}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("strata run --rm -it {short} sh")),
+        "{stderr}"
+    );
     inspect(&env, short);
 }
 
@@ -386,41 +515,94 @@ fn explain_cache_says_why_each_step_missed() {
         all.extend_from_slice(args);
         all.push(ctx);
         let out = env.run(&all);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out.stderr
     };
     let first = explain(&[]);
-    assert_eq!(misses(&first, "COPY files/"), ["no earlier build of this step"]);
-    assert!(misses(&explain(&[]), "COPY files/").is_empty(), "all cached");
+    assert_eq!(
+        misses(&first, "COPY files/"),
+        ["no earlier build of this step"]
+    );
+    assert!(
+        misses(&explain(&[]), "COPY files/").is_empty(),
+        "all cached"
+    );
 
     write_files(&dir, &[("files/a", "A"), ("files/c", "c")]);
     std::fs::remove_file(dir.join("files/b")).unwrap();
     let out = explain(&[]);
-    assert_eq!(misses(&out, "COPY files/"), ["context files changed: added files/c; removed files/b; changed files/a"]);
+    assert_eq!(
+        misses(&out, "COPY files/"),
+        ["context files changed: added files/c; removed files/b; changed files/a"]
+    );
     assert_eq!(misses(&out, "RUN echo"), ["parent step missed"]);
 
-    let out = explain(&["--build-arg", "V=2", "--build-arg", "API_TOKEN=secret-value"]);
+    let out = explain(&[
+        "--build-arg",
+        "V=2",
+        "--build-arg",
+        "API_TOKEN=secret-value",
+    ]);
     let run = misses(&out, "RUN echo");
-    assert!(run.contains(&"build arg V changed: \"1\" -> \"2\"".to_string()), "{run:?}");
-    assert!(run.contains(&"build arg API_TOKEN changed (secret: values not shown)".to_string()), "{run:?}");
+    assert!(
+        run.contains(&"build arg V changed: \"1\" -> \"2\"".to_string()),
+        "{run:?}"
+    );
+    assert!(
+        run.contains(&"build arg API_TOKEN changed (secret: values not shown)".to_string()),
+        "{run:?}"
+    );
     assert!(!String::from_utf8_lossy(&out).contains("secret-value: values"));
 
     std::fs::write(dir.join("Dockerfile"), "FROM busybox:local\nARG V=1\nARG API_TOKEN=a\nCOPY files/ /g/\nRUN echo $V $API_TOKEN > /v\n").unwrap();
-    let out = explain(&["--build-arg", "V=2", "--build-arg", "API_TOKEN=secret-value"]);
-    assert_eq!(misses(&out, "COPY files/"), ["instruction changed: \"COPY files/ /f/\" -> \"COPY files/ /g/\""]);
+    let out = explain(&[
+        "--build-arg",
+        "V=2",
+        "--build-arg",
+        "API_TOKEN=secret-value",
+    ]);
+    assert_eq!(
+        misses(&out, "COPY files/"),
+        ["instruction changed: \"COPY files/ /f/\" -> \"COPY files/ /g/\""]
+    );
 
     // A different image under the base's name.
     let tar = common::busybox_rootfs();
     let other = env
-        .ok(&["import", "-c", "ENV OTHER=1", tar.to_str().unwrap(), "busybox:local"])
+        .ok(&[
+            "import",
+            "-c",
+            "ENV OTHER=1",
+            tar.to_str().unwrap(),
+            "busybox:local",
+        ])
         .trim()
         .to_string();
-    let out = explain(&["--build-arg", "V=2", "--build-arg", "API_TOKEN=secret-value"]);
+    let out = explain(&[
+        "--build-arg",
+        "V=2",
+        "--build-arg",
+        "API_TOKEN=secret-value",
+    ]);
     let arg = misses(&out, "ARG V=1");
     assert_eq!(arg[1], "env OTHER changed: (unset) -> \"1\"", "{arg:?}");
-    assert!(arg[0].starts_with("base changed: busybox:local sha256:") && arg[0].ends_with(&format!("busybox:local {other}")), "{arg:?}");
+    assert!(
+        arg[0].starts_with("base changed: busybox:local sha256:")
+            && arg[0].ends_with(&format!("busybox:local {other}")),
+        "{arg:?}"
+    );
 
-    assert_eq!(misses(&explain(&["--no-cache", "--build-arg", "V=2"]), "COPY files/"), ["--no-cache"]);
+    assert_eq!(
+        misses(
+            &explain(&["--no-cache", "--build-arg", "V=2"]),
+            "COPY files/"
+        ),
+        ["--no-cache"]
+    );
 }
 
 #[test]
@@ -429,26 +611,55 @@ fn builder_prune_and_df_show_the_build_cache() {
     env.import_busybox();
     let dir = context(
         &env,
-        &[("Dockerfile", "FROM busybox:local\nCOPY f /f\nRUN echo x > /x\n"), ("f", "1")],
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox:local\nCOPY f /f\nRUN echo x > /x\n",
+            ),
+            ("f", "1"),
+        ],
     );
     build(&env, &dir, "keep:1");
     let other = env.path("ctx2");
-    write_files(&other, &[("Dockerfile", "FROM busybox:local\nCOPY f /f\nRUN echo x > /x\n"), ("f", "2")]);
+    write_files(
+        &other,
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox:local\nCOPY f /f\nRUN echo x > /x\n",
+            ),
+            ("f", "2"),
+        ],
+    );
     let ctx = dir.to_str().unwrap();
-    let dropped = env.ok(&["build", "-q", other.to_str().unwrap()]).trim().to_string();
+    let dropped = env
+        .ok(&["build", "-q", other.to_str().unwrap()])
+        .trim()
+        .to_string();
     let df = env.ok(&["system", "df"]);
     let row = df.lines().find(|l| l.starts_with("Build Cache")).unwrap();
     let cols: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(&cols[2..4], ["4", "4"], "{df}");
-    assert_ne!(cols[5], "0B", "the untagged build's layers are reclaimable: {df}");
+    assert_ne!(
+        cols[5], "0B",
+        "the untagged build's layers are reclaimable: {df}"
+    );
 
     let out = env.ok(&["builder", "prune", "-f"]);
-    assert!(out.contains("Deleted build cache objects:") && out.contains("Total reclaimed space: "), "{out}");
-    assert!(!env.ok(&["images", "-a", "-q", "--no-trunc"]).contains(&dropped));
+    assert!(
+        out.contains("Deleted build cache objects:") && out.contains("Total reclaimed space: "),
+        "{out}"
+    );
+    assert!(!env
+        .ok(&["images", "-a", "-q", "--no-trunc"])
+        .contains(&dropped));
     // What keep:1 needs stays cached.
     let again = env.run(&["build", "-t", "keep:1", ctx]);
     let progress = String::from_utf8_lossy(&again.stderr);
-    assert!(progress.contains("CACHED") && !progress.contains("DONE"), "{progress}");
+    assert!(
+        progress.contains("CACHED") && !progress.contains("DONE"),
+        "{progress}"
+    );
     env.ok(&["system", "prune", "-a", "-f"]);
     let df = env.ok(&["system", "df"]);
     let row = df.lines().find(|l| l.starts_with("Build Cache")).unwrap();

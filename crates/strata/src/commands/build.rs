@@ -9,7 +9,7 @@ use strata_build::{BuildError, BuildOptions, Builder, Reporter, RunNetwork, Runt
 use strata_oci::{Platform, Reference};
 
 use super::build_io::{BuildContext, Export};
-use super::build_progress::{Json, Plain, Tty};
+use super::build_progress::{note, Json, Plain, Tty};
 use crate::cli::{BuildArgs, BuildNetwork, GlobalOptions, LintArgs, LintFormat, Progress};
 use crate::failure::{Context, Failure};
 use crate::render::out;
@@ -36,7 +36,11 @@ pub(crate) fn run(g: &GlobalOptions, a: BuildArgs) -> Result<ExitCode, Failure> 
     for tag in &a.tags {
         Reference::parse(tag)?;
     }
-    let exports = a.outputs.iter().map(|o| Export::parse(o)).collect::<Result<Vec<_>, _>>()?;
+    let exports = a
+        .outputs
+        .iter()
+        .map(|o| Export::parse(o))
+        .collect::<Result<Vec<_>, _>>()?;
     if exports.iter().filter(|e| e.to_stdout()).count() > usize::from(!a.quiet) {
         return Err(Failure::new("only one result can go to standard output")
             .with_hint("-q prints the image ID there; write the archive to a file instead"));
@@ -47,7 +51,10 @@ pub(crate) fn run(g: &GlobalOptions, a: BuildArgs) -> Result<ExitCode, Failure> 
         BuildContext::dir(&a.context, a.file.as_deref())?
     };
     // Syntax errors get the located report before any work.
-    super::dockerfile::parse_source(&ctx.dockerfile, super::dockerfile::display_name(&ctx.dockerfile_name))?;
+    super::dockerfile::parse_source(
+        &ctx.dockerfile,
+        super::dockerfile::display_name(&ctx.dockerfile_name),
+    )?;
     let opts = BuildOptions {
         build_args: key_values(&a.build_args, true),
         target: a.target.clone(),
@@ -81,13 +88,13 @@ pub(crate) fn run(g: &GlobalOptions, a: BuildArgs) -> Result<ExitCode, Failure> 
     }
     if a.quiet {
         out(&format!("{}\n", output.image_id));
-    } else if let ProgressView::Plain(p) = &view {
-        p.line(&format!(
+    } else if matches!(view, ProgressView::Plain(_) | ProgressView::Tty(_)) {
+        note(&format!(
             "writing image {} done ({} steps cached, {} executed)",
             output.image_id, output.cached_steps, output.executed_steps
         ));
         for tag in &a.tags {
-            p.line(&format!("naming to {tag} done"));
+            note(&format!("naming to {tag} done"));
         }
     }
     Ok(ExitCode::SUCCESS)

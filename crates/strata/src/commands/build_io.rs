@@ -53,7 +53,8 @@ impl BuildContext {
         }
         let temp = tempfile::tempdir().context("creating a directory for the build context")?;
         let stdin = std::io::stdin().lock();
-        let (_, mut plain) = decompress(stdin).context("reading the build context from standard input")?;
+        let (_, mut plain) =
+            decompress(stdin).context("reading the build context from standard input")?;
         let mut head = vec![0u8; TAR_BLOCK];
         let filled = read_full(&mut plain, &mut head).context("reading standard input")?;
         head.truncate(filled);
@@ -80,8 +81,10 @@ impl BuildContext {
                     dockerfile_rel.display()
                 )));
             }
-            let text = std::fs::read_to_string(&path)
-                .context(format!("reading {} from the context archive", dockerfile_rel.display()))?;
+            let text = std::fs::read_to_string(&path).context(format!(
+                "reading {} from the context archive",
+                dockerfile_rel.display()
+            ))?;
             return Ok(BuildContext {
                 dir: temp.path().to_path_buf(),
                 dockerfile: text,
@@ -91,7 +94,9 @@ impl BuildContext {
             });
         }
         let mut rest = Vec::new();
-        plain.read_to_end(&mut rest).context("reading standard input")?;
+        plain
+            .read_to_end(&mut rest)
+            .context("reading standard input")?;
         head.extend_from_slice(&rest);
         let text = String::from_utf8(head).map_err(|_| {
             Failure::new("standard input is neither a tar archive nor a text Dockerfile")
@@ -140,8 +145,10 @@ impl Export {
                 Some(("type", v)) => kind = Some(v),
                 Some(("dest", v)) => dest = Some(v),
                 _ => {
-                    return Err(Failure::new(format!("unsupported -o option {part:?} in {spec:?}"))
-                        .with_hint("use type=docker|oci|local,dest=PATH"))
+                    return Err(
+                        Failure::new(format!("unsupported -o option {part:?} in {spec:?}"))
+                            .with_hint("use type=docker|oci|local,dest=PATH"),
+                    )
                 }
             }
         }
@@ -159,8 +166,11 @@ impl Export {
                 dest: dest.to_string(),
             }),
             "local" if dest != "-" => Ok(Export::Local(PathBuf::from(dest))),
-            other => Err(Failure::new(format!("-o type={other} is not supported"))
-                .with_hint("supported: type=docker, type=oci (dest=FILE or -), type=local (dest=DIR)")),
+            other => Err(
+                Failure::new(format!("-o type={other} is not supported")).with_hint(
+                    "supported: type=docker, type=oci (dest=FILE or -), type=local (dest=DIR)",
+                ),
+            ),
         }
     }
 
@@ -179,7 +189,8 @@ impl Export {
                     .collect::<Result<Vec<_>, _>>()?;
                 let items = [SaveItem { image, tags }];
                 if dest == "-" {
-                    let mut w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+                    let mut w =
+                        std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
                     save_archive(store, &items, *format, &mut w)?;
                     return w.flush().context("writing the archive to standard output");
                 }
@@ -191,8 +202,15 @@ impl Export {
                 // Beside the target, then renamed: a failed export leaves no half archive.
                 let mut tmp = tempfile::NamedTempFile::new_in(dir)
                     .context(format!("creating a file in {}", dir.display()))?;
-                save_archive(store, &items, *format, std::io::BufWriter::new(tmp.as_file_mut()))?;
-                tmp.as_file().sync_all().context(format!("writing {dest}"))?;
+                save_archive(
+                    store,
+                    &items,
+                    *format,
+                    std::io::BufWriter::new(tmp.as_file_mut()),
+                )?;
+                tmp.as_file()
+                    .sync_all()
+                    .context(format!("writing {dest}"))?;
                 tmp.persist(path).context(format!("writing {dest}"))?;
                 Ok(())
             }
@@ -206,8 +224,11 @@ impl Export {
                     let blob = store.content().open(&layer.blob)?;
                     let (_, plain) = decompress(std::io::BufReader::new(blob))
                         .context(format!("reading layer {}", layer.blob))?;
-                    apply_layer(plain, dir, &opts)
-                        .context(format!("writing layer {} into {}", layer.diff_id, dir.display()))?;
+                    apply_layer(plain, dir, &opts).context(format!(
+                        "writing layer {} into {}",
+                        layer.diff_id,
+                        dir.display()
+                    ))?;
                 }
                 Ok(())
             }
@@ -242,7 +263,12 @@ mod tests {
         for (spec, want) in ok {
             assert_eq!(Export::parse(spec).ok(), Some(want), "{spec}");
         }
-        for bad in ["type=docker", "type=tar,dest=x", "type=local,dest=-", "type=oci,dest=x,compression=gzip"] {
+        for bad in [
+            "type=docker",
+            "type=tar,dest=x",
+            "type=local,dest=-",
+            "type=oci,dest=x,compression=gzip",
+        ] {
             assert!(Export::parse(bad).is_err(), "{bad}");
         }
     }

@@ -19,9 +19,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// One line on stderr, outside any live view.
 #[allow(clippy::print_stderr)]
-fn err_line(text: &str) {
+pub(crate) fn note(text: &str) {
     eprintln!("{text}");
+}
+
+fn err_line(text: &str) {
+    note(text);
 }
 
 /// Numbers steps in the order they start, as BuildKit's `#N`.
@@ -40,11 +45,17 @@ impl Numbers {
 #[derive(Default)]
 pub(crate) struct Plain {
     numbers: Numbers,
+    /// Output after the last newline of each step, printed when its line ends (or the step does).
+    partial: Mutex<BTreeMap<(usize, usize), Vec<u8>>>,
 }
 
 impl Plain {
-    pub(crate) fn line(&self, text: &str) {
-        err_line(text);
+    /// Prints what is left of a step's last output line.
+    fn flush(&self, stage: usize, step: usize) {
+        if let Some(rest) = lock(&self.partial).remove(&(stage, step)) {
+            let n = self.numbers.of(stage, step);
+            err_line(&format!("#{n} {}", String::from_utf8_lossy(&rest)));
+        }
     }
 }
 
@@ -68,12 +79,24 @@ impl Reporter for Plain {
 
     fn step_output(&self, stage: usize, step: usize, bytes: &[u8]) {
         let n = self.numbers.of(stage, step);
-        for l in String::from_utf8_lossy(bytes).lines() {
+        let mut partial = lock(&self.partial);
+        let buf = partial.entry((stage, step)).or_default();
+        buf.extend_from_slice(bytes);
+        let Some(end) = buf.iter().rposition(|&b| b == b'\n') else {
+            return;
+        };
+        let complete: Vec<u8> = buf.drain(..=end).collect();
+        if buf.is_empty() {
+            partial.remove(&(stage, step));
+        }
+        drop(partial);
+        for l in String::from_utf8_lossy(&complete).lines() {
             err_line(&format!("#{n} {l}"));
         }
     }
 
     fn step_finished(&self, stage: usize, step: usize, elapsed: Duration, image_id: &Digest) {
+        self.flush(stage, step);
         let n = self.numbers.of(stage, step);
         err_line(&format!(
             "#{n} DONE {:.1}s (image {})",
@@ -83,8 +106,12 @@ impl Reporter for Plain {
     }
 
     fn step_failed(&self, stage: usize, step: usize, failure: &StepFailure<'_>) {
+        self.flush(stage, step);
         let n = self.numbers.of(stage, step);
-        err_line(&format!("#{n} ERROR: {}", failure.message.lines().next().unwrap_or("")));
+        err_line(&format!(
+            "#{n} ERROR: {}",
+            failure.message.lines().next().unwrap_or("")
+        ));
     }
 }
 
@@ -121,12 +148,18 @@ impl Reporter for Json {
 
     fn step_started(&self, stage: usize, step: usize, text: &str, key: &CacheKey) {
         let base = self.step("step_start", stage, step);
-        self.emit(Json::with(base, json!({ "text": text, "cache_key": key.to_string() })));
+        self.emit(Json::with(
+            base,
+            json!({ "text": text, "cache_key": key.to_string() }),
+        ));
     }
 
     fn step_cached(&self, stage: usize, step: usize, image_id: &Digest) {
         let base = self.step("step_cached", stage, step);
-        self.emit(Json::with(base, json!({ "image_id": image_id.to_string() })));
+        self.emit(Json::with(
+            base,
+            json!({ "image_id": image_id.to_string() }),
+        ));
     }
 
     fn step_cache_miss(&self, stage: usize, step: usize, reasons: &[MissReason]) {
@@ -204,7 +237,10 @@ impl Tty {
             let mut st = lock(m);
             while !st.done {
                 redraw(&mut st, None);
-                st = cv.wait_timeout(st, TICK).map(|r| r.0).unwrap_or_else(|e| e.into_inner().0);
+                st = cv
+                    .wait_timeout(st, TICK)
+                    .map(|r| r.0)
+                    .unwrap_or_else(|e| e.into_inner().0);
             }
         });
         Tty {
@@ -259,7 +295,12 @@ fn redraw(st: &mut TtyState, permanent: Option<String>) {
     let mut lines = 0;
     if !st.done {
         for r in st.running.values() {
-            let head = format!("=> #{} {} {:.1}s", r.number, r.text, r.started.elapsed().as_secs_f64());
+            let head = format!(
+                "=> #{} {} {:.1}s",
+                r.number,
+                r.text,
+                r.started.elapsed().as_secs_f64()
+            );
             frame.push_str(&clip(&head, width));
             frame.push('\n');
             lines += 1;
@@ -312,7 +353,10 @@ impl Reporter for Tty {
     }
 
     fn step_cached(&self, stage: usize, step: usize, image_id: &Digest) {
-        let text = lock(&self.state.0).running.remove(&(stage, step)).map(|r| r.text);
+        let text = lock(&self.state.0)
+            .running
+            .remove(&(stage, step))
+            .map(|r| r.text);
         let n = self.numbers.of(stage, step);
         self.record(format!(
             "=> CACHED #{n} {} ({})",
@@ -337,7 +381,10 @@ impl Reporter for Tty {
     }
 
     fn step_finished(&self, stage: usize, step: usize, elapsed: Duration, image_id: &Digest) {
-        let text = lock(&self.state.0).running.remove(&(stage, step)).map(|r| r.text);
+        let text = lock(&self.state.0)
+            .running
+            .remove(&(stage, step))
+            .map(|r| r.text);
         let n = self.numbers.of(stage, step);
         self.record(format!(
             "=> #{n} {} {:.1}s ({})",
