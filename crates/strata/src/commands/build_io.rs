@@ -68,6 +68,18 @@ impl BuildContext {
                 .context("extracting the build context from standard input")?;
             let path = temp.path().join(&dockerfile_rel);
             // Read only a regular file of the archive, never through a link out of it.
+            let inside = temp
+                .path()
+                .canonicalize()
+                .ok()
+                .zip(path.canonicalize().ok());
+            if !inside.is_some_and(|(root, p)| p.starts_with(root)) {
+                return Err(Failure::new(format!(
+                    "-f {} does not name a file inside the context archive",
+                    dockerfile_rel.display()
+                ))
+                .with_hint("name it with -f PATH, relative to the archive's root"));
+            }
             let meta = std::fs::symlink_metadata(&path).map_err(|_| {
                 Failure::new(format!(
                     "the context archive has no Dockerfile at {}",
