@@ -515,10 +515,19 @@ impl<'a> Builder<'a> {
             let reasons = if s.opts.no_cache {
                 vec![crate::MissReason::NoCache]
             } else {
-                let old = self
-                    .store
-                    .build_step_inputs(&position)?
-                    .and_then(|bytes| serde_json::from_slice::<StepRecord>(&bytes).ok());
+                // The closest earlier build of this step: the same position on the same parent,
+                // else any step on the same parent (only this step differs: another
+                // Dockerfile sharing the prefix, a moved line), else the same position.
+                let decode = |bytes: Vec<u8>| serde_json::from_slice::<StepRecord>(&bytes).ok();
+                let at_position = self.store.build_step_inputs(&position)?.and_then(decode);
+                let old = match at_position {
+                    Some(r) if r.parent == record.parent => Some(r),
+                    other => self
+                        .store
+                        .build_step_inputs_by_parent(&record.parent)?
+                        .and_then(decode)
+                        .or(other),
+                };
                 explain(old.as_ref(), &record, n)
             };
             self.reporter.step_cache_miss(stage, n, &reasons);
@@ -683,7 +692,7 @@ impl<'a> Builder<'a> {
     fn save_record(&self, position: &str, record: &StepRecord) -> Result<(), BuildError> {
         let bytes = serde_json::to_vec(record).unwrap_or_default();
         self.store
-            .build_step_record(position, &record.key, &bytes)?;
+            .build_step_record(position, &record.key, &record.parent, &bytes)?;
         Ok(())
     }
 

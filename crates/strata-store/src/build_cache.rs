@@ -242,21 +242,46 @@ impl Store {
         })
     }
 
-    /// Records (replacing) the inputs of the key computed at a position; past
-    /// `MAX_STEP_RECORDS` positions the oldest records are dropped.
+    /// The inputs most recently recorded for a step on top of `parent_key` (at any position).
+    pub fn build_step_inputs_by_parent(
+        &self,
+        parent_key: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let db = self.db();
+        db.read("reading build step inputs", |tx| {
+            tx.query_row(
+                "SELECT inputs FROM build_steps WHERE parent_key = ?1 \
+                 ORDER BY recorded DESC LIMIT 1",
+                [parent_key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db.sql_err("reading build step inputs"))
+        })
+    }
+
+    /// Records (replacing) the inputs of the key computed at a position on top of
+    /// `parent_key`; past `MAX_STEP_RECORDS` positions the oldest records are dropped.
     pub fn build_step_record(
         &self,
         position: &str,
         key: &str,
+        parent_key: &str,
         inputs: &[u8],
     ) -> Result<(), StoreError> {
         let db = self.db();
         db.write("recording build step inputs", |tx| {
             let e = db.sql_err("recording build step inputs");
             tx.execute(
-                "INSERT OR REPLACE INTO build_steps (position, cache_key, inputs, recorded) \
-                 VALUES (?1, ?2, ?3, ?4)",
-                rusqlite::params![position, key, inputs, chrono::Utc::now().timestamp_micros()],
+                "INSERT OR REPLACE INTO build_steps \
+                 (position, cache_key, parent_key, inputs, recorded) VALUES (?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![
+                    position,
+                    key,
+                    parent_key,
+                    inputs,
+                    chrono::Utc::now().timestamp_micros()
+                ],
             )
             .map_err(&e)?;
             tx.execute(
@@ -339,14 +364,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
         assert_eq!(store.build_step_key("p").unwrap(), None);
-        store.build_step_record("p", "k1", b"one").unwrap();
-        store.build_step_record("p", "k2", b"two").unwrap();
+        store.build_step_record("p", "k1", "root", b"one").unwrap();
+        store.build_step_record("p", "k2", "root", b"two").unwrap();
+        store
+            .build_step_record("q", "k3", "other", b"three")
+            .unwrap();
+        assert_eq!(
+            store
+                .build_step_inputs_by_parent("root")
+                .unwrap()
+                .as_deref(),
+            Some(&b"two"[..])
+        );
+        assert_eq!(store.build_step_inputs_by_parent("none").unwrap(), None);
         assert_eq!(store.build_step_key("p").unwrap().as_deref(), Some("k2"));
         assert_eq!(
             store.build_step_inputs("p").unwrap().as_deref(),
             Some(&b"two"[..])
         );
-        assert_eq!(store.build_steps_clear().unwrap(), 1);
+        assert_eq!(store.build_steps_clear().unwrap(), 2);
         assert_eq!(store.build_step_inputs("p").unwrap(), None);
     }
 }

@@ -23,7 +23,8 @@
 //!        state TEXT, config TEXT)                    filled by the runtime (later)
 //! build_cache(cache_key TEXT PK, config TEXT, diff_id TEXT NULL, created INTEGER)   (v2)
 //! build_steps(position TEXT PK, cache_key TEXT,      (v3) last inputs of a build step position,
-//!        inputs BLOB, recorded INTEGER)              opaque to the store (--explain-cache)
+//!        parent_key TEXT, inputs BLOB,               opaque to the store (--explain-cache)
+//!        recorded INTEGER)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -100,10 +101,12 @@ CREATE TABLE build_cache (
 CREATE TABLE build_steps (
     position TEXT PRIMARY KEY,
     cache_key TEXT NOT NULL,
+    parent_key TEXT NOT NULL,
     inputs BLOB NOT NULL,
     recorded INTEGER NOT NULL
 );
 CREATE INDEX build_steps_recorded ON build_steps(recorded);
+CREATE INDEX build_steps_parent ON build_steps(parent_key);
 "#,
 ];
 

@@ -609,6 +609,29 @@ fn explain_cache_says_why_each_step_missed() {
         ),
         ["--no-cache"]
     );
+
+    // Another Dockerfile sharing the prefix: compared with the step on the same parent.
+    std::fs::write(
+        dir.join("other.Dockerfile"),
+        "FROM busybox:local\nARG V=1\nARG API_TOKEN=a\nCOPY files/ /g/\nRUN echo other\n",
+    )
+    .unwrap();
+    let other_file = dir.join("other.Dockerfile");
+    let out = env.run(&[
+        "build",
+        "--progress=plain",
+        "--explain-cache",
+        "--build-arg",
+        "V=2",
+        "-f",
+        other_file.to_str().unwrap(),
+        ctx,
+    ]);
+    assert!(out.status.success());
+    assert_eq!(
+        misses(&out.stderr, "RUN echo other"),
+        ["instruction changed: \"RUN echo $V $API_TOKEN > /v\" -> \"RUN echo other\""]
+    );
 }
 
 #[test]
