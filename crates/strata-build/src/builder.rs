@@ -20,7 +20,7 @@ use strata_store::{BuildCacheEntry, ImageRecord, LayerRecord, Store};
 
 use crate::cache_key::{BaseKey, CacheKey, StepInputs};
 use crate::copy_files::ensure_parents;
-use crate::explain::{explain, position, recorded_args, StepRecord, MAX_FILES};
+use crate::explain::{explain, position};
 use crate::layer_commit::commit_layer;
 use crate::metadata::apply;
 use crate::op::{plan, CopyOp, CopySource, FromOp, MetadataOp, Op, PlannedStep, RunOp, StagePlan};
@@ -91,17 +91,17 @@ impl std::fmt::Debug for Builder<'_> {
 /// A stage as far as it has been built.
 #[derive(Debug, Clone)]
 pub(crate) struct StageState {
-    config: ImageConfig,
-    layers: Vec<LayerRecord>,
-    key: CacheKey,
+    pub(crate) config: ImageConfig,
+    pub(crate) layers: Vec<LayerRecord>,
+    pub(crate) key: CacheKey,
     /// CMD was set in this stage (ENTRYPOINT then keeps it).
     cmd_set: bool,
     /// The image of the last completed step, or of the base image before the first.
-    image: Option<Digest>,
+    pub(crate) image: Option<Digest>,
     /// `image` is the stage's base image (not a build result, so no build parent).
-    image_is_base: bool,
+    pub(crate) image_is_base: bool,
     /// What the stage starts from, as `--explain-cache` names it.
-    base: String,
+    pub(crate) base: String,
 }
 
 impl StageState {
@@ -129,7 +129,7 @@ pub(crate) struct Session<'b> {
     pub(crate) context: ContextIndex,
     /// Where step dirs, mounts and RUN upper dirs live during the build.
     pub(crate) area: TempArea,
-    stat_cache: Mutex<StatCache>,
+    pub(crate) stat_cache: Mutex<StatCache>,
     platform: String,
     stages: Mutex<BTreeMap<usize, StageState>>,
     /// Identifies "the same Dockerfile in the same context" for step positions.
@@ -146,7 +146,7 @@ impl Session<'_> {
 }
 
 /// Locks `m`; a panic elsewhere cannot leave these maps half-updated (inserts are single calls).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -515,19 +515,7 @@ impl<'a> Builder<'a> {
             let reasons = if s.opts.no_cache {
                 vec![crate::MissReason::NoCache]
             } else {
-                // The closest earlier build of this step: the same position on the same parent,
-                // else any step on the same parent (only this step differs: another
-                // Dockerfile sharing the prefix, a moved line), else the same position.
-                let decode = |bytes: Vec<u8>| serde_json::from_slice::<StepRecord>(&bytes).ok();
-                let at_position = self.store.build_step_inputs(&position)?.and_then(decode);
-                let old = match at_position {
-                    Some(r) if r.parent == record.parent => Some(r),
-                    other => self
-                        .store
-                        .build_step_inputs_by_parent(&record.parent)?
-                        .and_then(decode)
-                        .or(other),
-                };
+                let old = self.closest_earlier(&position, &record)?;
                 explain(old.as_ref(), &record, n)
             };
             self.reporter.step_cache_miss(stage, n, &reasons);
@@ -611,88 +599,6 @@ impl<'a> Builder<'a> {
         s.executed.fetch_add(1, Ordering::Relaxed);
         self.reporter
             .step_finished(stage, n, started.elapsed(), &config_digest);
-        Ok(())
-    }
-
-    /// Records the result of a step as an untagged image (config + the layers so far), the
-    /// child of the previous step's image, so it can be run and debugged; as Docker's
-    /// classic builder, `images -a` lists it and `image prune` keeps it while a kept image
-    /// descends from it. Costs one database write: the config blob and layers exist already.
-    fn record_step_image(&self, state: &mut StageState, config: &Digest) -> Result<(), BuildError> {
-        let record = ImageRecord {
-            id: config.clone(),
-            manifest: None,
-            layers: state.layers.clone(),
-            created: state.config.created.clone(),
-            added_at: chrono::Utc::now().timestamp(),
-            parent: state.image.clone().filter(|_| !state.image_is_base),
-        };
-        self.store.put_image(&record, &[])?;
-        state.image = Some(config.clone());
-        state.image_is_base = false;
-        Ok(())
-    }
-
-    /// The inputs of a step's key, as recorded for `--explain-cache`.
-    fn step_record(
-        &self,
-        s: &Session<'_>,
-        step: &PlannedStep,
-        state: &StageState,
-        instruction: &str,
-        key: &CacheKey,
-        content: Option<&Digest>,
-    ) -> Result<StepRecord, BuildError> {
-        let files = match &step.op {
-            Op::Copy(CopyOp {
-                from: CopySource::Context,
-                sources,
-                ..
-            }) => {
-                let patterns: Vec<&str> = sources.iter().map(String::as_str).collect();
-                let ctx_err = |source| BuildError::Context {
-                    line: step.line,
-                    source,
-                };
-                let entries = s.context.select_all(&patterns).map_err(ctx_err)?;
-                if entries.len() > MAX_FILES {
-                    None
-                } else {
-                    let mut cache = lock(&s.stat_cache);
-                    let mut hasher = ContextHasher::new(&s.context, &mut cache)
-                        .include_mtime(s.opts.source_date_epoch.is_none());
-                    let mut files = Vec::with_capacity(entries.len());
-                    for e in entries {
-                        let d = hasher.hash_entries(&[e]).map_err(ctx_err)?;
-                        // Directories end in `/`, so a reason can tell them apart.
-                        let path = match e.kind {
-                            strata_context::EntryKind::Dir => format!("{}/", e.path),
-                            _ => e.path.clone(),
-                        };
-                        files.push((path, d.to_string()));
-                    }
-                    Some(files)
-                }
-            }
-            _ => None,
-        };
-        Ok(StepRecord {
-            key: key.digest().to_string(),
-            parent: state.key.digest().to_string(),
-            base: state.base.clone(),
-            text: step.text.clone(),
-            expanded: instruction.to_string(),
-            build_args: recorded_args(&step.build_args),
-            env: step.env.clone(),
-            content: content.map(Digest::to_string),
-            files,
-        })
-    }
-
-    fn save_record(&self, position: &str, record: &StepRecord) -> Result<(), BuildError> {
-        let bytes = serde_json::to_vec(record).unwrap_or_default();
-        self.store
-            .build_step_record(position, &record.key, &record.parent, &bytes)?;
         Ok(())
     }
 

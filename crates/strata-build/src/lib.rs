@@ -41,6 +41,7 @@ mod rootfs;
 mod run_executor;
 mod run_step;
 mod runtime_executor;
+mod step_memory;
 mod temp_area;
 
 #[cfg(test)]
