@@ -695,3 +695,62 @@ fn builder_prune_and_df_show_the_build_cache() {
     assert_eq!(row.split_whitespace().nth(2), Some("0"), "{df}");
     env.ok(&["system", "check"]);
 }
+
+/// Opt-in (`STRATA_DIFFERENTIAL=1`, after `../shared/tools/anchors-up`): `-o type=docker`
+/// loads into Docker with the same image ID and runs there; `type=oci` loads into podman.
+#[test]
+fn build_outputs_load_in_docker_and_podman() {
+    if std::env::var_os("STRATA_DIFFERENTIAL").is_none() {
+        return;
+    }
+    let env = Env::new();
+    env.import_busybox();
+    let dir = context(
+        &env,
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox:local\nCOPY a /a\nRUN echo hi > /hi\n",
+            ),
+            ("a", "from-context\n"),
+        ],
+    );
+    let docker_tar = env.path("d.tar");
+    let oci_tar = env.path("o.tar");
+    let id = env
+        .ok(&[
+            "build",
+            "-q",
+            "-t",
+            "strata-diff/build-out:1",
+            "-o",
+            &format!("type=docker,dest={}", docker_tar.display()),
+            "-o",
+            &format!("type=oci,dest={}", oci_tar.display()),
+            dir.to_str().unwrap(),
+        ])
+        .trim()
+        .to_string();
+    let sh = |cmd: &str| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    sh(&format!("/usr/bin/docker load -i {}", docker_tar.display()));
+    let docker_id = sh("/usr/bin/docker inspect -f '{{.Id}}' strata-diff/build-out:1");
+    let ran = sh("/usr/bin/docker run --rm strata-diff/build-out:1 cat /a /hi");
+    sh("/usr/bin/docker rmi strata-diff/build-out:1");
+    assert_eq!(docker_id.trim(), id);
+    assert_eq!(ran, "from-context\nhi\n");
+    let loaded = sh(&format!("podman load -i {}", oci_tar.display()));
+    sh("podman rmi -f docker.io/strata-diff/build-out:1");
+    assert!(loaded.contains("strata-diff/build-out:1"), "{loaded}");
+}
