@@ -754,3 +754,36 @@ fn build_outputs_load_in_docker_and_podman() {
     sh("podman rmi -f docker.io/strata-diff/build-out:1");
     assert!(loaded.contains("strata-diff/build-out:1"), "{loaded}");
 }
+
+#[test]
+fn a_failed_step_log_is_never_clipped() {
+    let env = Env::new();
+    env.import_busybox();
+    let dir = context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM busybox:local\nRUN i=0; while [ $i -lt 3000 ]; do echo output-line-$i; i=$((i+1)); done; exit 5\n",
+        )],
+    );
+    for progress in ["plain", "tty"] {
+        let out = env.run(&["build", "--progress", progress, dir.to_str().unwrap()]);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // The live view shows a tail; the full log follows once it is erased.
+        let log = match progress {
+            "tty" => stderr
+                .split("full output of")
+                .nth(1)
+                .unwrap_or_else(|| panic!("{stderr}")),
+            _ => &stderr,
+        };
+        for i in [0, 1500, 2999] {
+            assert!(
+                log.contains(&format!("output-line-{i}\n")),
+                "{progress}: line {i}"
+            );
+        }
+        assert!(stderr.contains("exited with code 5"), "{stderr}");
+    }
+}

@@ -12,7 +12,9 @@ use strata_oci::Digest;
 
 /// Lines of a running step's output the terminal view shows.
 const TAIL_LINES: usize = 6;
-/// How often the terminal view redraws its timers.
+/// Bytes at the end of a running step's log that the view looks at for its tail.
+const TAIL_BYTES: usize = 8 * 1024;
+/// How often the terminal view redraws its timers and output tails.
 const TICK: Duration = Duration::from_millis(100);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -304,7 +306,8 @@ fn redraw(st: &mut TtyState, permanent: Option<String>) {
             frame.push_str(&clip(&head, width));
             frame.push('\n');
             lines += 1;
-            let text = String::from_utf8_lossy(&r.log);
+            // Only the end of the log: a frame costs the same whatever the RUN printed.
+            let text = String::from_utf8_lossy(&r.log[r.log.len().saturating_sub(TAIL_BYTES)..]);
             let all: Vec<&str> = text.lines().collect();
             for l in &all[all.len().saturating_sub(TAIL_LINES)..] {
                 frame.push_str(&clip(&format!("   {l}"), width));
@@ -377,7 +380,7 @@ impl Reporter for Tty {
         if let Some(r) = st.running.get_mut(&(stage, step)) {
             r.log.extend_from_slice(bytes);
         }
-        redraw(&mut st, None);
+        // The ticker draws the new tail: a chatty RUN costs no more frames than a quiet one.
     }
 
     fn step_finished(&self, stage: usize, step: usize, elapsed: Duration, image_id: &Digest) {
