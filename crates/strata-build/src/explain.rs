@@ -32,6 +32,9 @@ pub(crate) struct StepRecord {
     pub(crate) content: Option<String>,
     /// The selected context files with their digests (None: not a context COPY, or too many).
     pub(crate) files: Option<Vec<(String, String)>>,
+    /// A `COPY --from` source as a person reads it (`stage 0 (…)`, `alpine sha256:…`).
+    #[serde(default)]
+    pub(crate) source: Option<String>,
 }
 
 /// Why a step missed the cache.
@@ -68,9 +71,14 @@ pub enum MissReason {
         removed: Vec<String>,
         changed: Vec<String>,
     },
-    /// The content the step reads changed and no file list was recorded (a `--from`
-    /// source, or more context files than are recorded).
+    /// The content the step reads changed and no file list was recorded (more context
+    /// files than are recorded).
     SourceChanged,
+    /// The `COPY --from` stage or image is a different one.
+    FromSourceChanged {
+        old: String,
+        new: String,
+    },
     /// The step below missed, so this one cannot hit (a cascade).
     ParentMissed,
     /// `SOURCE_DATE_EPOCH` or the platform changed (they are part of every key).
@@ -127,6 +135,9 @@ impl fmt::Display for MissReason {
                 write!(f, "context files changed: {}", parts.join("; "))
             }
             MissReason::SourceChanged => write!(f, "the files it reads changed"),
+            MissReason::FromSourceChanged { old, new } => {
+                write!(f, "--from source changed: {old} -> {new}")
+            }
             MissReason::ParentMissed => write!(f, "parent step missed"),
             MissReason::BuildSettingsChanged => {
                 write!(f, "SOURCE_DATE_EPOCH or the platform changed")
@@ -235,8 +246,12 @@ pub(crate) fn explain(old: Option<&StepRecord>, new: &StepRecord, step: usize) -
         });
     }
     if old.content != new.content {
-        out.push(match (&old.files, &new.files) {
-            (Some(o), Some(n)) => files_changed(o, n),
+        out.push(match (&old.files, &new.files, &old.source, &new.source) {
+            (Some(o), Some(n), _, _) => files_changed(o, n),
+            (_, _, Some(o), Some(n)) if o != n => MissReason::FromSourceChanged {
+                old: o.clone(),
+                new: n.clone(),
+            },
             _ => MissReason::SourceChanged,
         });
     }
@@ -331,6 +346,7 @@ mod tests {
             env: vec![],
             content: Some("c1".into()),
             files: Some(vec![("a".into(), "1".into()), ("b".into(), "2".into())]),
+            source: None,
         }
     }
 
@@ -419,6 +435,24 @@ mod tests {
                 }],
             ),
         ];
+        let from = |src: &str, content: &str| StepRecord {
+            key: format!("k-{content}"),
+            files: None,
+            content: Some(content.into()),
+            source: Some(src.into()),
+            ..record()
+        };
+        assert_eq!(
+            explain(
+                Some(&from("stage 0 (a)", "a")),
+                &from("stage 0 (b)", "b"),
+                1
+            ),
+            vec![MissReason::FromSourceChanged {
+                old: "stage 0 (a)".into(),
+                new: "stage 0 (b)".into()
+            }]
+        );
         for (i, (new, step, want)) in cases.into_iter().enumerate() {
             assert_eq!(explain(Some(&old), &new, step), want, "case {i}");
         }

@@ -78,6 +78,23 @@ impl Builder<'_> {
             }
             _ => None,
         };
+        let source = match &step.op {
+            Op::Copy(CopyOp {
+                from: CopySource::Stage(j),
+                ..
+            }) => Some(format!(
+                "stage {j} ({})",
+                content.map(Digest::short).unwrap_or("-")
+            )),
+            Op::Copy(CopyOp {
+                from: CopySource::Image(name),
+                ..
+            }) => Some(format!(
+                "{name} {}",
+                content.map(Digest::to_string).unwrap_or_default()
+            )),
+            _ => None,
+        };
         Ok(StepRecord {
             key: key.digest().to_string(),
             parent: state.key.digest().to_string(),
@@ -88,6 +105,7 @@ impl Builder<'_> {
             env: step.env.clone(),
             content: content.map(Digest::to_string),
             files,
+            source,
         })
     }
 
