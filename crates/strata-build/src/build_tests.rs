@@ -247,7 +247,10 @@ fn run_goes_through_the_executor() {
         .with_run_executor(&failing)
         .build(&df.replace("$V", "$V "), ctx.path(), &sde(0))
         .unwrap_err();
-    match err {
+    let BuildError::StepFailed { source, .. } = err else {
+        panic!("{err}");
+    };
+    match *source {
         BuildError::RunExit { line, code, tail } => {
             assert_eq!((line, code), (4, 3));
             assert!(tail.ends_with("boom"));

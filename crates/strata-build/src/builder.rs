@@ -20,13 +20,14 @@ use strata_store::{BuildCacheEntry, ImageRecord, LayerRecord, Store};
 
 use crate::cache_key::{BaseKey, CacheKey, StepInputs};
 use crate::copy_files::ensure_parents;
+use crate::explain::{explain, position};
 use crate::layer_commit::commit_layer;
 use crate::metadata::apply;
-use crate::op::{plan, CopyOp, CopySource, FromOp, MetadataOp, Op, PlannedStep, StagePlan};
+use crate::op::{plan, CopyOp, CopySource, FromOp, MetadataOp, Op, PlannedStep, RunOp, StagePlan};
 use crate::owner::Owner;
-use crate::reporter::{Reporter, SilentReporter};
+use crate::reporter::{Reporter, SilentReporter, StepFailure};
 use crate::rootfs::{absolute, clean_rel, RootfsView};
-use crate::run_executor::RunExecutor;
+use crate::run_executor::{RunExecutor, RunNetwork};
 use crate::temp_area::TempArea;
 use crate::BuildError;
 
@@ -51,6 +52,13 @@ pub struct BuildOptions {
     pub dockerfile_path: Option<PathBuf>,
     /// `--secret id=…,src=…`: secret id → file, for `RUN --mount=type=secret`.
     pub secrets: BTreeMap<String, PathBuf>,
+    /// `--label`: set on the final image's config only (no history entry, as BuildKit).
+    pub labels: BTreeMap<String, String>,
+    /// `--network`: what a RUN without its own `--network` gets.
+    pub network: RunNetwork,
+    /// `--explain-cache`: report why each missed step missed ([`Reporter::step_cache_miss`]).
+    /// The inputs are recorded for the next build either way.
+    pub explain_cache: bool,
 }
 
 /// What a build produced.
@@ -85,11 +93,17 @@ impl std::fmt::Debug for Builder<'_> {
 /// A stage as far as it has been built.
 #[derive(Debug, Clone)]
 pub(crate) struct StageState {
-    config: ImageConfig,
-    layers: Vec<LayerRecord>,
-    key: CacheKey,
+    pub(crate) config: ImageConfig,
+    pub(crate) layers: Vec<LayerRecord>,
+    pub(crate) key: CacheKey,
     /// CMD was set in this stage (ENTRYPOINT then keeps it).
     cmd_set: bool,
+    /// The image of the last completed step, or of the base image before the first.
+    pub(crate) image: Option<Digest>,
+    /// `image` is the stage's base image (not a build result, so no build parent).
+    pub(crate) image_is_base: bool,
+    /// What the stage starts from, as `--explain-cache` names it.
+    pub(crate) base: String,
 }
 
 impl StageState {
@@ -122,9 +136,11 @@ pub(crate) struct Session<'b> {
     pub(crate) context: ContextIndex,
     /// Where step dirs, mounts and RUN upper dirs live during the build.
     pub(crate) area: TempArea,
-    stat_cache: Mutex<StatCache>,
+    pub(crate) stat_cache: Mutex<StatCache>,
     platform: String,
     stages: Mutex<BTreeMap<usize, StageState>>,
+    /// Identifies "the same Dockerfile in the same context" for step positions.
+    identity: (PathBuf, PathBuf),
     cached: AtomicUsize,
     executed: AtomicUsize,
 }
@@ -137,7 +153,7 @@ impl Session<'_> {
 }
 
 /// Locks `m`; a panic elsewhere cannot leave these maps half-updated (inserts are single calls).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -215,10 +231,20 @@ impl<'a> Builder<'a> {
             ..opts.clone()
         };
         let (target, stages) = self.plan_build(dockerfile, opts)?;
+        self.reporter
+            .build_started(stages.iter().map(|st| st.steps.len()).sum());
         let context = read_context(context_dir, opts)?;
         let cache_file = StatCache::file_for(&self.store.root().join("build-context"), context_dir);
         let stat_cache = StatCache::open(&cache_file).unwrap_or_else(|_| StatCache::in_memory());
         let host = Platform::host();
+        let identity = (
+            context_dir
+                .canonicalize()
+                .unwrap_or_else(|_| context_dir.to_path_buf()),
+            opts.dockerfile_path
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("Dockerfile")),
+        );
         let _lease = self.store.writer_lease()?;
         let session = Session {
             opts,
@@ -227,6 +253,7 @@ impl<'a> Builder<'a> {
             stat_cache: Mutex::new(stat_cache),
             platform: format!("{}/{}", host.os, host.architecture),
             stages: Mutex::new(BTreeMap::new()),
+            identity,
             cached: AtomicUsize::new(0),
             executed: AtomicUsize::new(0),
         };
@@ -247,6 +274,12 @@ impl<'a> Builder<'a> {
                 .and_then(|h| h.created.clone())
                 .or_else(|| Some(timestamp(None))),
         };
+        if !opts.labels.is_empty() {
+            let mut config = state.container_config();
+            let labels = config.labels.get_or_insert_with(BTreeMap::new);
+            labels.extend(opts.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+            state.config.config = Some(config);
+        }
         let config_bytes = to_canonical_json(&state.config);
         let (image_id, _) = self.store.content().ingest(&config_bytes[..], None)?;
         let record = ImageRecord {
@@ -255,9 +288,14 @@ impl<'a> Builder<'a> {
             layers: state.layers.clone(),
             created: state.config.created.clone(),
             added_at: chrono::Utc::now().timestamp(),
-            parent: None,
+            // When the result is the last step's image, that record (and its parent) stays.
+            parent: state
+                .image
+                .clone()
+                .filter(|p| !state.image_is_base && p != &image_id),
         };
         self.store.put_image(&record, &tags)?;
+        self.reporter.build_finished(&image_id);
         Ok(BuildOutput {
             image_id,
             config: state.config,
@@ -359,6 +397,9 @@ impl<'a> Builder<'a> {
                 layers: Vec::new(),
                 key: CacheKey::base(BaseKey::Scratch, &s.platform, sde),
                 cmd_set: false,
+                image: None,
+                image_is_base: false,
+                base: "scratch".to_string(),
             },
             FromOp::Image(name) => {
                 let img = strata_image::resolve_image(self.store, name).map_err(|source| {
@@ -374,6 +415,9 @@ impl<'a> Builder<'a> {
                     layers: img.record.layers.clone(),
                     key: CacheKey::base(BaseKey::Image(&img.record.id), &s.platform, sde),
                     cmd_set: false,
+                    image: Some(img.record.id.clone()),
+                    image_is_base: true,
+                    base: format!("{name} {}", img.record.id),
                 }
             }
             FromOp::Stage(j) => {
@@ -386,6 +430,7 @@ impl<'a> Builder<'a> {
                 StageState {
                     key: CacheKey::base(BaseKey::Stage(&parent.key), &s.platform, sde),
                     cmd_set: false,
+                    base: format!("stage {j} (key {})", parent.key),
                     ..parent
                 }
             }
@@ -397,7 +442,36 @@ impl<'a> Builder<'a> {
             .get_or_insert_with(ContainerConfig::default)
             .on_build = None;
         for (n, step) in stage.steps.iter().enumerate() {
-            self.step(s, stage.index, n, step, &mut state)?;
+            let started = Instant::now();
+            if let Err(e) = self.step(s, stage.index, n, step, &mut state) {
+                let exit_code = match &e {
+                    BuildError::RunExit { code, .. } => Some(*code),
+                    _ => None,
+                };
+                let message = e.to_string();
+                self.reporter.step_failed(
+                    stage.index,
+                    n,
+                    &StepFailure {
+                        message: &message,
+                        exit_code,
+                        last_good: state.image.as_ref(),
+                        elapsed: started.elapsed(),
+                    },
+                );
+                // A failed RUN names its command and the image to debug it from; other
+                // errors already say what is wrong where.
+                return Err(match e {
+                    BuildError::RunExit { .. } | BuildError::RunFailed { .. } => {
+                        BuildError::StepFailed {
+                            text: step.text.clone(),
+                            last_good: state.image.clone(),
+                            source: Box::new(e),
+                        }
+                    }
+                    e => e,
+                });
+            }
         }
         Ok(state)
     }
@@ -411,24 +485,50 @@ impl<'a> Builder<'a> {
         state: &mut StageState,
     ) -> Result<(), BuildError> {
         let content = self.step_content(s, step)?;
+        // A RUN without its own --network gets the build's; `none` can change its result.
+        let instruction = match (&step.op, s.opts.network) {
+            (Op::Run(RunOp { network: None, .. }), RunNetwork::None) => {
+                format!("{}\0network=none", step.key_text)
+            }
+            _ => step.key_text.clone(),
+        };
         let key = state.key.child(&StepInputs {
-            instruction: &step.key_text,
+            instruction: &instruction,
             build_args: &step.build_args,
             env: &step.env,
             content: content.as_ref(),
         });
-        self.reporter.step_started(stage, n, &step.text);
+        self.reporter.step_started(stage, n, &step.text, &key);
         if matches!(step.op, Op::Metadata(MetadataOp::Cmd(_))) {
             state.cmd_set = true;
         }
+        let position = position(&s.identity.0, &s.identity.1, stage, n);
         if !s.opts.no_cache {
-            if let Some(hit) = self.cache_hit(&key, state)? {
+            if let Some((hit, config)) = self.cache_hit(&key, state)? {
+                // Keep the position's record current, but only write when it names another key.
+                if self.store.build_step_key(&position)?.as_deref() != Some(key.digest().as_str()) {
+                    let record =
+                        self.step_record(s, step, state, &instruction, &key, content.as_ref())?;
+                    self.save_record(&position, &record)?;
+                }
                 *state = StageState { key, ..hit };
+                self.record_step_image(state, &config)?;
                 s.cached.fetch_add(1, Ordering::Relaxed);
-                self.reporter.step_cached(stage, n);
+                self.reporter.step_cached(stage, n, &config);
                 return Ok(());
             }
         }
+        let record = self.step_record(s, step, state, &instruction, &key, content.as_ref())?;
+        if s.opts.explain_cache {
+            let reasons = if s.opts.no_cache {
+                vec![crate::MissReason::NoCache]
+            } else {
+                let old = self.closest_earlier(&position, &record)?;
+                explain(old.as_ref(), &record, n)
+            };
+            self.reporter.step_cache_miss(stage, n, &reasons);
+        }
+        self.save_record(&position, &record)?;
         let started = Instant::now();
         let sde = s.opts.source_date_epoch;
         let created = timestamp(sde);
@@ -487,19 +587,24 @@ impl<'a> Builder<'a> {
         if let Some(layer) = layer {
             state.push_layer(layer);
         }
+        // Dated by its newest step, as the final image is: a build's last step image is then
+        // its result (unless --label changes it), as with Docker's classic builder.
+        state.config.created = state.config.history.last().and_then(|h| h.created.clone());
         let config_bytes = to_canonical_json(&state.config);
         let (config_digest, _) = self.store.content().ingest(&config_bytes[..], None)?;
         self.store.build_cache_put(
             key.digest().as_str(),
             &BuildCacheEntry {
-                config: config_digest,
+                config: config_digest.clone(),
                 diff_id,
                 created: chrono::Utc::now().timestamp(),
             },
         )?;
         state.key = key;
+        self.record_step_image(state, &config_digest)?;
         s.executed.fetch_add(1, Ordering::Relaxed);
-        self.reporter.step_finished(stage, n, started.elapsed());
+        self.reporter
+            .step_finished(stage, n, started.elapsed(), &config_digest);
         Ok(())
     }
 
@@ -552,7 +657,7 @@ impl<'a> Builder<'a> {
         &self,
         key: &CacheKey,
         state: &StageState,
-    ) -> Result<Option<StageState>, BuildError> {
+    ) -> Result<Option<(StageState, Digest)>, BuildError> {
         let Some(entry) = self.store.build_cache_get(key.digest().as_str())? else {
             return Ok(None);
         };
@@ -592,7 +697,7 @@ impl<'a> Builder<'a> {
             return Ok(None);
         }
         next.config.shape = ConfigShape::Oci;
-        Ok(Some(next))
+        Ok(Some((next, entry.config)))
     }
 }
 

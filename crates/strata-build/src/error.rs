@@ -70,6 +70,19 @@ pub enum BuildError {
     },
     #[error("store: {0}")]
     Store(#[from] strata_store::StoreError),
+    /// A step failed: names it and the image of the last good step to debug from.
+    #[error(
+        "{text}: {source}{}",
+        match last_good {
+            Some(id) => format!("; last good step: {id} (debug with: strata run --rm -it {} sh)", id.short()),
+            None => String::new(),
+        }
+    )]
+    StepFailed {
+        text: String,
+        last_good: Option<Digest>,
+        source: Box<BuildError>,
+    },
     #[error("image config {digest} of a cached step is unreadable: {message}")]
     CachedConfig { digest: Digest, message: String },
 }

@@ -30,9 +30,11 @@
 mod archive;
 mod builder;
 mod cache_key;
+mod cache_prune;
 mod copy_files;
 mod copy_step;
 mod error;
+mod explain;
 mod layer_commit;
 mod metadata;
 mod onbuild;
@@ -45,11 +47,14 @@ mod run_executor;
 mod run_mounts;
 mod run_step;
 mod runtime_executor;
+mod step_memory;
 mod temp_area;
 mod tree_diff;
 
 #[cfg(test)]
 mod build_tests;
+#[cfg(test)]
+mod cache_property_tests;
 #[cfg(test)]
 mod copy_tests;
 #[cfg(test)]
@@ -57,12 +62,14 @@ mod test_support;
 
 pub use builder::{BuildOptions, BuildOutput, Builder};
 pub use cache_key::{BaseKey, CacheKey, StepInputs};
+pub use cache_prune::{prune_build_cache, CachePruneReport};
 pub use error::BuildError;
+pub use explain::MissReason;
 pub use op::{
     plan, CopyOp, CopySource, FromOp, HealthSpec, InlineFile, MetadataOp, Op, PlannedStep,
     RunMountOp, RunOp, StagePlan,
 };
-pub use reporter::{Reporter, SilentReporter};
-pub use run_executor::{RunExecutor, RunMount, RunNetwork, RunOutcome, RunRequest};
+pub use reporter::{Reporter, SilentReporter, StepFailure};
+pub use run_executor::{OutputSink, RunExecutor, RunMount, RunNetwork, RunOutcome, RunRequest};
 pub use run_mounts::parse_secrets;
 pub use runtime_executor::RuntimeExecutor;

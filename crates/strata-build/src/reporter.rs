@@ -2,25 +2,58 @@
 
 use std::time::Duration;
 
+use strata_oci::Digest;
+
+use crate::cache_key::CacheKey;
+use crate::explain::MissReason;
+
+/// Why a step stopped the build.
+#[derive(Debug, Clone)]
+pub struct StepFailure<'a> {
+    /// The error, on one line.
+    pub message: &'a str,
+    /// The exit code of a RUN that ran and failed.
+    pub exit_code: Option<i32>,
+    /// The image of the stage's last completed step (or its base image), to debug from.
+    pub last_good: Option<&'a Digest>,
+    pub elapsed: Duration,
+}
+
 /// Progress of a build. Every method has an empty default, so a caller implements only what
-/// it shows.
+/// it shows. Steps are named by (stage index, step index within the stage).
 pub trait Reporter: Send + Sync {
+    /// The build is planned: `steps` steps in the stages the target needs.
+    fn build_started(&self, steps: usize) {
+        let _ = steps;
+    }
     /// A step is about to be looked up in the cache and, on a miss, executed.
     /// `text` is the instruction as written (its logical line), e.g. `COPY a /b`.
-    fn step_started(&self, stage: usize, step: usize, text: &str) {
-        let _ = (stage, step, text);
+    fn step_started(&self, stage: usize, step: usize, text: &str, key: &CacheKey) {
+        let _ = (stage, step, text, key);
     }
-    /// The step's result came from the build cache.
-    fn step_cached(&self, stage: usize, step: usize) {
-        let _ = (stage, step);
+    /// The step's result came from the build cache; `image_id` is the image of that result.
+    fn step_cached(&self, stage: usize, step: usize, image_id: &Digest) {
+        let _ = (stage, step, image_id);
     }
-    /// The step was executed.
-    fn step_finished(&self, stage: usize, step: usize, elapsed: Duration) {
-        let _ = (stage, step, elapsed);
+    /// The step missed the cache, and why (only when explaining was asked for).
+    fn step_cache_miss(&self, stage: usize, step: usize, reasons: &[MissReason]) {
+        let _ = (stage, step, reasons);
     }
     /// Output of a RUN step, as it was captured.
     fn step_output(&self, stage: usize, step: usize, bytes: &[u8]) {
         let _ = (stage, step, bytes);
+    }
+    /// The step was executed; `image_id` is the image of its result (untagged, in the store).
+    fn step_finished(&self, stage: usize, step: usize, elapsed: Duration, image_id: &Digest) {
+        let _ = (stage, step, elapsed, image_id);
+    }
+    /// The step failed; the build stops.
+    fn step_failed(&self, stage: usize, step: usize, failure: &StepFailure<'_>) {
+        let _ = (stage, step, failure);
+    }
+    /// The build recorded its image.
+    fn build_finished(&self, image_id: &Digest) {
+        let _ = image_id;
     }
 }
 

@@ -42,6 +42,8 @@ pub struct RunRequest<'a> {
     pub network: RunNetwork,
     /// Host paths bind-mounted into the container (RUN `--mount`, heredoc scripts).
     pub mounts: Vec<RunMount>,
+    /// Where output goes as it is produced (the executor also returns all of it).
+    pub output: Option<OutputSink<'a>>,
 }
 
 /// A host file or directory bind-mounted into a RUN's container; never part of the layer.
@@ -51,6 +53,16 @@ pub struct RunMount {
     /// Absolute path inside the container.
     pub destination: String,
     pub readonly: bool,
+}
+
+/// A callback taking each chunk of a RUN's output as it arrives (for live progress).
+#[derive(Clone, Copy)]
+pub struct OutputSink<'a>(pub &'a (dyn Fn(&[u8]) + Sync));
+
+impl std::fmt::Debug for OutputSink<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OutputSink")
+    }
 }
 
 /// What a finished RUN left.

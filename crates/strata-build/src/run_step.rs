@@ -12,7 +12,7 @@ use crate::builder::{Builder, Session, StageState};
 use crate::layer_commit::{commit_layer, commit_tree};
 use crate::metadata::{argv, shell_of};
 use crate::op::{PlannedStep, RunOp};
-use crate::run_executor::{RunMount, RunNetwork, RunRequest};
+use crate::run_executor::{OutputSink, RunMount, RunNetwork, RunRequest};
 use crate::BuildError;
 
 /// How many bytes of a failed RUN's output the error keeps.
@@ -76,9 +76,12 @@ impl Builder<'_> {
             network: match r.network {
                 Some(Network::None) => RunNetwork::None,
                 Some(Network::Host) => RunNetwork::Host,
-                _ => RunNetwork::Default,
+                _ => s.opts.network,
             },
             mounts: prepared.mounts.clone(),
+            output: Some(OutputSink(&|bytes| {
+                self.reporter.step_output(stage, n, bytes)
+            })),
         };
         let outcome = executor
             .run(&request)
@@ -87,7 +90,6 @@ impl Builder<'_> {
                 message,
             })?;
         drop(prepared);
-        self.reporter.step_output(stage, n, &outcome.log);
         let upper = UpperDir(outcome.upper);
         if outcome.exit_code != 0 {
             let start = outcome.log.len().saturating_sub(RUN_TAIL);

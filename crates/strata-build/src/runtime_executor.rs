@@ -17,7 +17,7 @@ use strata_runtime::{
 };
 use strata_store::{unmount, WritableLayer};
 
-use crate::run_executor::{RunExecutor, RunNetwork, RunOutcome, RunRequest};
+use crate::run_executor::{OutputSink, RunExecutor, RunNetwork, RunOutcome, RunRequest};
 
 /// Runs RUN steps through a helper copy of `program` (the `strata` binary itself).
 pub struct RuntimeExecutor {
@@ -124,7 +124,7 @@ impl RunExecutor for RuntimeExecutor {
             .map_err(|e| format!("starting {}: {e}", self.program.display()))?;
         drop(command);
         let mut log = Vec::new();
-        let read = reader.read_to_end(&mut log);
+        let read = read_output(&mut reader, &mut log, request.output);
         let status = child
             .wait()
             .map_err(|e| format!("waiting for the RUN helper: {e}"))?;
@@ -138,5 +138,27 @@ impl RunExecutor for RuntimeExecutor {
             exit_code,
             log,
         })
+    }
+}
+
+/// Reads the RUN's output to its end into `log`, handing each chunk to `sink` as it comes.
+fn read_output(
+    reader: &mut impl Read,
+    log: &mut Vec<u8>,
+    sink: Option<OutputSink<'_>>,
+) -> std::io::Result<()> {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => {
+                if let Some(OutputSink(f)) = sink {
+                    f(&buf[..n]);
+                }
+                log.extend_from_slice(&buf[..n]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
 }

@@ -79,13 +79,13 @@ pub(crate) struct Recorder {
 }
 
 impl crate::Reporter for Recorder {
-    fn step_started(&self, stage: usize, step: usize, text: &str) {
+    fn step_started(&self, stage: usize, step: usize, text: &str, _key: &crate::CacheKey) {
         self.events
             .lock()
             .unwrap()
             .push(format!("{stage}.{step} {text}"));
     }
-    fn step_cached(&self, stage: usize, step: usize) {
+    fn step_cached(&self, stage: usize, step: usize, _image: &strata_oci::Digest) {
         self.events
             .lock()
             .unwrap()

@@ -5,7 +5,7 @@
 //! busy timeout instead of failing on lock upgrade); `synchronous=NORMAL` is durable
 //! across process crashes in WAL mode. Digests are stored as their `sha256:<hex>` text.
 //!
-//! Schema (version 1):
+//! Schema (version 3):
 //! ```text
 //! schema_version(version INTEGER)                    one row; migrations run inside BEGIN IMMEDIATE
 //! settings(key TEXT PK, value TEXT)                  "driver", "driver_note"
@@ -21,6 +21,10 @@
 //!        UNIQUE(driver, chain_id))
 //! containers(id TEXT PK, name TEXT UNIQUE, image_id TEXT, created INTEGER,
 //!        state TEXT, config TEXT)                    JSON owned by strata-container
+//! build_cache(cache_key TEXT PK, config TEXT, diff_id TEXT NULL, created INTEGER)   (v2)
+//! build_steps(position TEXT PK, cache_key TEXT,      (v3) last inputs of a build step position,
+//!        parent_key TEXT, inputs BLOB,               opaque to the store (--explain-cache)
+//!        recorded INTEGER)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -33,7 +37,7 @@ use strata_oci::Digest;
 use crate::error::StoreError;
 
 /// Highest schema version this code knows.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// Each entry migrates from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -92,6 +96,17 @@ CREATE TABLE build_cache (
     diff_id TEXT,
     created INTEGER NOT NULL
 );
+"#,
+    r#"
+CREATE TABLE build_steps (
+    position TEXT PRIMARY KEY,
+    cache_key TEXT NOT NULL,
+    parent_key TEXT NOT NULL,
+    inputs BLOB NOT NULL,
+    recorded INTEGER NOT NULL
+);
+CREATE INDEX build_steps_recorded ON build_steps(recorded);
+CREATE INDEX build_steps_parent ON build_steps(parent_key);
 "#,
 ];
 

@@ -37,7 +37,7 @@ mod test_support;
 mod unpack;
 mod usage;
 
-pub use build_cache::BuildCacheEntry;
+pub use build_cache::{BuildCacheEntry, BuildCacheUsage};
 pub use check::{BlobRole, CheckReport, Problem};
 pub use containers::ContainerRow;
 pub use content::{BlobWriter, ContentStore};

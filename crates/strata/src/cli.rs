@@ -105,6 +105,15 @@ pub(crate) enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Manage the build cache
+    #[command(subcommand)]
+    Builder(BuilderCommand),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum BuilderCommand {
+    /// Remove build cache: step images no tagged image descends from (all entries with -a)
+    Prune(PruneArgs),
 }
 
 #[derive(Subcommand)]
@@ -357,17 +366,30 @@ pub(crate) struct LintArgs {
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub(crate) enum Progress {
-    /// Plain lines (what a terminal gets too, in this version)
+    /// tty when stderr is a terminal, plain otherwise
     Auto,
+    /// One line per event, the whole output of every RUN
     Plain,
+    /// A live view: running steps with a timer and the tail of their output
     Tty,
+    /// One JSON object per line on stderr (docs/build-progress-json.md)
+    Json,
     /// Nothing but errors
     Quiet,
 }
 
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum BuildNetwork {
+    /// The host's network (what builds get by default)
+    Default,
+    Host,
+    /// Loopback only
+    None,
+}
+
 #[derive(Args)]
 pub(crate) struct BuildArgs {
-    /// Build context directory
+    /// Build context directory, or - for a tar archive (or a lone Dockerfile) on STDIN
     #[arg(default_value = ".")]
     pub(crate) context: PathBuf,
     /// Name of the Dockerfile (default: CONTEXT/Dockerfile), or - for STDIN
@@ -403,4 +425,16 @@ pub(crate) struct BuildArgs {
     /// Check the Dockerfile with the lint rules and exit, without building
     #[arg(long)]
     pub(crate) check: bool,
+    /// Set metadata for the image (KEY=VALUE); repeatable
+    #[arg(long = "label")]
+    pub(crate) labels: Vec<String>,
+    /// Network for RUN instructions
+    #[arg(long, value_enum, default_value_t = BuildNetwork::Default)]
+    pub(crate) network: BuildNetwork,
+    /// Also write the result: type=docker|oci,dest=FILE (dest=- for STDOUT) or type=local,dest=DIR
+    #[arg(short = 'o', long = "output")]
+    pub(crate) outputs: Vec<String>,
+    /// Say why each step that misses the cache missed
+    #[arg(long = "explain-cache")]
+    pub(crate) explain_cache: bool,
 }

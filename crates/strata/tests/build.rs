@@ -190,3 +190,600 @@ fn multi_stage_copies_from_an_earlier_stage() {
     let layers = layers(&env, "ms:1");
     assert_eq!(layers.last().unwrap()["out/a.txt"].1, b"from-a\n");
 }
+
+fn write_files(dir: &Path, files: &[(&str, &str)]) {
+    for (name, content) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+}
+
+/// Runs `strata args…` with `input` on stdin.
+fn run_with_stdin(env: &Env, args: &[&str], input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = env
+        .cmd(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // A command that fails before reading its input closes the pipe: not an error here.
+    let _ = stdin.write_all(input);
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn labels_network_and_outputs() {
+    let env = Env::new();
+    env.import_busybox();
+    let dir = context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM busybox:local\nLABEL base=1\nRUN ls /sys/class/net > /nets\n",
+        )],
+    );
+    let ctx = dir.to_str().unwrap();
+    let plain = build(&env, &dir, "plain:1");
+    let id = env
+        .ok(&[
+            "build",
+            "-q",
+            "-t",
+            "lab:1",
+            "--label",
+            "a=b",
+            "--label",
+            "base=2",
+            "--network",
+            "none",
+            ctx,
+        ])
+        .trim()
+        .to_string();
+    let v = inspect(&env, "lab:1");
+    assert_eq!(v["Id"], id);
+    assert_eq!(
+        v["Config"]["Labels"],
+        serde_json::json!({"a": "b", "base": "2"})
+    );
+    // --label adds no history entry (as BuildKit); --network none leaves only loopback.
+    let hist = |name: &str| env.ok(&["history", "-q", name]).lines().count();
+    assert_eq!(hist("lab:1"), hist("plain:1"));
+    let nets = layers(&env, "lab:1").last().unwrap()["nets"].1.clone();
+    assert_eq!(String::from_utf8_lossy(&nets), "lo\n");
+    assert!(
+        String::from_utf8_lossy(&layers(&env, "plain:1").last().unwrap()["nets"].1)
+            .lines()
+            .count()
+            > 1,
+        "host network by default"
+    );
+    assert_ne!(plain, id);
+
+    // -o writes archives that load back as the same image, and the file tree.
+    let docker_tar = env.path("out-docker.tar");
+    let oci_tar = env.path("out-oci.tar");
+    let tree = env.path("tree");
+    let out = env.run(&[
+        "build",
+        "-t",
+        "lab:1",
+        "--label",
+        "a=b",
+        "--label",
+        "base=2",
+        "--network",
+        "none",
+        "-o",
+        &format!("type=docker,dest={}", docker_tar.display()),
+        "-o",
+        &format!("type=oci,dest={}", oci_tar.display()),
+        "-o",
+        &format!("type=local,dest={}", tree.display()),
+        "-o",
+        "type=docker,dest=-",
+        ctx,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(tree.join("nets")).unwrap(), b"lo\n");
+    assert!(tree.join("bin/busybox").exists());
+    let stdout_tar = env.path("stdout.tar");
+    std::fs::write(&stdout_tar, &out.stdout).unwrap();
+    for archive in [&docker_tar, &oci_tar, &stdout_tar] {
+        let other = Env::new();
+        other.ok(&["load", "-i", archive.to_str().unwrap()]);
+        assert_eq!(inspect(&other, "lab:1")["Id"], id, "{}", archive.display());
+    }
+    assert!(env
+        .fails(&["build", "-o", "type=tar,dest=x", ctx])
+        .contains("type=tar is not supported"));
+}
+
+#[test]
+fn context_from_stdin() {
+    let env = Env::new();
+    env.import_busybox();
+    let src = env.path("src");
+    write_files(
+        &src,
+        &[
+            (
+                "sub/build.Dockerfile",
+                "FROM busybox:local\nCOPY hello.txt /\n",
+            ),
+            ("hello.txt", "hi\n"),
+        ],
+    );
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.append_dir_all(".", &src).unwrap();
+    let archive = tar.into_inner().unwrap();
+    let out = run_with_stdin(
+        &env,
+        &[
+            "build",
+            "-q",
+            "-t",
+            "stdin:1",
+            "-f",
+            "sub/build.Dockerfile",
+            "-",
+        ],
+        &archive,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        layers(&env, "stdin:1").last().unwrap()["hello.txt"].1,
+        b"hi\n"
+    );
+
+    // A lone Dockerfile on stdin: no context files.
+    let out = run_with_stdin(
+        &env,
+        &["build", "-q", "-t", "stdin:2", "-"],
+        b"FROM busybox:local\nENV A=1\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(inspect(&env, "stdin:2")["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("A=1")));
+
+    // -f names a file inside the archive, never one of the host.
+    let out = run_with_stdin(&env, &["build", "-f", "/etc/passwd", "-"], &archive);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("inside the context archive"));
+
+    let out = run_with_stdin(&env, &["build", "-f", "-", "-"], &archive);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("both the build context and the Dockerfile")
+    );
+}
+
+/// Every line of `--progress=json` stderr as a JSON value.
+fn events(stderr: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn json_progress_step_images_and_the_last_good_step() {
+    let env = Env::new();
+    env.import_busybox();
+    let dir = context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM busybox:local\nRUN echo one > /one && echo said-one\nRUN echo two > /two\n",
+        )],
+    );
+    let ctx = dir.to_str().unwrap();
+    let out = env.run(&["build", "--progress=json", "-t", "j:1", ctx]);
+    assert!(out.status.success());
+    let ev = events(&out.stderr);
+    let output: String = ev
+        .iter()
+        .filter(|e| e["event"] == "step_output")
+        .map(|e| e["data"].as_str().unwrap())
+        .collect();
+    assert_eq!(output, "said-one\n");
+    let ev: Vec<serde_json::Value> = ev
+        .into_iter()
+        .filter(|e| e["event"] != "step_output")
+        .collect();
+    let kinds: Vec<&str> = ev.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "build_start",
+            "step_start",
+            "step_done",
+            "step_start",
+            "step_done",
+            "build_done"
+        ]
+    );
+    assert!(ev[1]["cache_key"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(ev[1]["text"], "RUN echo one > /one && echo said-one");
+    let final_id = ev[5]["image_id"].as_str().unwrap();
+    assert_eq!(inspect(&env, "j:1")["Id"], final_id);
+    // The last step's image is the result; the first is an intermediate, runnable image.
+    assert_eq!(ev[4]["image_id"], final_id);
+    let first = ev[2]["image_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        inspect(&env, &first)["RootFS"]["Layers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let all = env.ok(&["images", "-a", "-q", "--no-trunc"]);
+    assert!(all.contains(&first), "{all}");
+    assert!(
+        !env.ok(&["images", "-q", "--no-trunc"]).contains(&first),
+        "intermediates hidden without -a"
+    );
+    env.ok(&["image", "prune", "-f"]);
+    assert!(
+        env.ok(&["images", "-a", "-q", "--no-trunc"])
+            .contains(&first),
+        "kept while j:1 descends from it"
+    );
+
+    // A rebuild reports cached steps with the same images.
+    let ev = events(
+        &env.run(&["build", "--progress=json", "-t", "j:1", ctx])
+            .stderr,
+    );
+    assert_eq!(ev[2]["event"], "step_cached");
+    assert_eq!(ev[2]["image_id"], first.as_str());
+
+    // A failed RUN names its command, exit code, last lines and the last good step.
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox:local\nRUN echo one > /one && echo said-one\nRUN echo fell over >&2; exit 7\n",
+    )
+    .unwrap();
+    let out = env.run(&["build", "--progress=json", "-t", "j:2", ctx]);
+    assert!(!out.status.success());
+    let ev = events(&out.stderr);
+    let failed = ev.iter().find(|e| e["event"] == "step_failed").unwrap();
+    assert_eq!(failed["exit_code"], 7);
+    assert_eq!(failed["last_good_image_id"], first.as_str());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let short = &first["sha256:".len().."sha256:".len() + 12];
+    assert!(
+        stderr.contains("RUN echo fell over >&2; exit 7: exited with code 7"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("fell over"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("last good step: {first}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("strata run --rm -it {short} sh")),
+        "{stderr}"
+    );
+    inspect(&env, short);
+}
+
+/// The `cache miss:` reasons plain progress printed for the step whose text contains `step`.
+fn misses(stderr: &[u8], step: &str) -> Vec<String> {
+    let text = String::from_utf8_lossy(stderr);
+    let number = text
+        .lines()
+        .find(|l| l.contains(step) && l.contains("] "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no step {step} in {text}"))
+        .to_string();
+    text.lines()
+        .filter_map(|l| l.strip_prefix(&format!("{number} cache miss: ")))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn explain_cache_says_why_each_step_missed() {
+    let env = Env::new();
+    env.import_busybox();
+    let dir = context(
+        &env,
+        &[
+            ("Dockerfile", "FROM busybox:local\nARG V=1\nARG API_TOKEN=a\nCOPY files/ /f/\nRUN echo $V $API_TOKEN > /v\n"),
+            ("files/a", "a"),
+            ("files/b", "b"),
+        ],
+    );
+    let ctx = dir.to_str().unwrap();
+    let explain = |args: &[&str]| {
+        let mut all = vec!["build", "--progress=plain", "--explain-cache", "-t", "x:1"];
+        all.extend_from_slice(args);
+        all.push(ctx);
+        let out = env.run(&all);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stderr
+    };
+    let first = explain(&[]);
+    assert_eq!(
+        misses(&first, "COPY files/"),
+        ["no earlier build of this step"]
+    );
+    assert!(
+        misses(&explain(&[]), "COPY files/").is_empty(),
+        "all cached"
+    );
+
+    write_files(&dir, &[("files/a", "A"), ("files/c", "c")]);
+    std::fs::remove_file(dir.join("files/b")).unwrap();
+    let out = explain(&[]);
+    assert_eq!(
+        misses(&out, "COPY files/"),
+        ["context files changed: added files/c; removed files/b; changed files/a"]
+    );
+    assert_eq!(misses(&out, "RUN echo"), ["parent step missed"]);
+
+    let out = explain(&[
+        "--build-arg",
+        "V=2",
+        "--build-arg",
+        "API_TOKEN=secret-value",
+    ]);
+    let run = misses(&out, "RUN echo");
+    assert!(
+        run.contains(&"build arg V changed: \"1\" -> \"2\"".to_string()),
+        "{run:?}"
+    );
+    assert!(
+        run.contains(&"build arg API_TOKEN changed (secret: values not shown)".to_string()),
+        "{run:?}"
+    );
+    assert!(!String::from_utf8_lossy(&out).contains("secret-value: values"));
+
+    std::fs::write(dir.join("Dockerfile"), "FROM busybox:local\nARG V=1\nARG API_TOKEN=a\nCOPY files/ /g/\nRUN echo $V $API_TOKEN > /v\n").unwrap();
+    let out = explain(&[
+        "--build-arg",
+        "V=2",
+        "--build-arg",
+        "API_TOKEN=secret-value",
+    ]);
+    assert_eq!(
+        misses(&out, "COPY files/"),
+        ["instruction changed: \"COPY files/ /f/\" -> \"COPY files/ /g/\""]
+    );
+
+    // A different image under the base's name.
+    let tar = common::busybox_rootfs();
+    let other = env
+        .ok(&[
+            "import",
+            "-c",
+            "ENV OTHER=1",
+            tar.to_str().unwrap(),
+            "busybox:local",
+        ])
+        .trim()
+        .to_string();
+    let out = explain(&[
+        "--build-arg",
+        "V=2",
+        "--build-arg",
+        "API_TOKEN=secret-value",
+    ]);
+    let arg = misses(&out, "ARG V=1");
+    assert_eq!(arg[1], "env OTHER changed: (unset) -> \"1\"", "{arg:?}");
+    assert!(
+        arg[0].starts_with("base changed: busybox:local sha256:")
+            && arg[0].ends_with(&format!("busybox:local {other}")),
+        "{arg:?}"
+    );
+
+    assert_eq!(
+        misses(
+            &explain(&["--no-cache", "--build-arg", "V=2"]),
+            "COPY files/"
+        ),
+        ["--no-cache"]
+    );
+
+    // Another Dockerfile sharing the prefix: compared with the step on the same parent.
+    std::fs::write(
+        dir.join("other.Dockerfile"),
+        "FROM busybox:local\nARG V=1\nARG API_TOKEN=a\nCOPY files/ /g/\nRUN echo other\n",
+    )
+    .unwrap();
+    let other_file = dir.join("other.Dockerfile");
+    let out = env.run(&[
+        "build",
+        "--progress=plain",
+        "--explain-cache",
+        "--build-arg",
+        "V=2",
+        "-f",
+        other_file.to_str().unwrap(),
+        ctx,
+    ]);
+    assert!(out.status.success());
+    assert_eq!(
+        misses(&out.stderr, "RUN echo other"),
+        ["instruction changed: \"RUN echo $V $API_TOKEN > /v\" -> \"RUN echo other\""]
+    );
+}
+
+#[test]
+fn builder_prune_and_df_show_the_build_cache() {
+    let env = Env::new();
+    env.import_busybox();
+    let dir = context(
+        &env,
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox:local\nCOPY f /f\nRUN echo x > /x\n",
+            ),
+            ("f", "1"),
+        ],
+    );
+    build(&env, &dir, "keep:1");
+    let other = env.path("ctx2");
+    write_files(
+        &other,
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox:local\nCOPY f /f\nRUN echo x > /x\n",
+            ),
+            ("f", "2"),
+        ],
+    );
+    let ctx = dir.to_str().unwrap();
+    let dropped = env
+        .ok(&["build", "-q", other.to_str().unwrap()])
+        .trim()
+        .to_string();
+    let df = env.ok(&["system", "df"]);
+    let row = df.lines().find(|l| l.starts_with("Build Cache")).unwrap();
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cols[2..4], ["4", "4"], "{df}");
+    assert_ne!(
+        cols[5], "0B",
+        "the untagged build's layers are reclaimable: {df}"
+    );
+
+    let out = env.ok(&["builder", "prune", "-f"]);
+    assert!(
+        out.contains("Deleted build cache objects:") && out.contains("Total reclaimed space: "),
+        "{out}"
+    );
+    assert!(!env
+        .ok(&["images", "-a", "-q", "--no-trunc"])
+        .contains(&dropped));
+    // What keep:1 needs stays cached.
+    let again = env.run(&["build", "-t", "keep:1", ctx]);
+    let progress = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        progress.contains("CACHED") && !progress.contains("DONE"),
+        "{progress}"
+    );
+    env.ok(&["system", "prune", "-a", "-f"]);
+    let df = env.ok(&["system", "df"]);
+    let row = df.lines().find(|l| l.starts_with("Build Cache")).unwrap();
+    assert_eq!(row.split_whitespace().nth(2), Some("0"), "{df}");
+    env.ok(&["system", "check"]);
+}
+
+/// Opt-in (`STRATA_DIFFERENTIAL=1`, after `../shared/tools/anchors-up`): `-o type=docker`
+/// loads into Docker with the same image ID and runs there; `type=oci` loads into podman.
+#[test]
+fn build_outputs_load_in_docker_and_podman() {
+    if std::env::var_os("STRATA_DIFFERENTIAL").is_none() {
+        return;
+    }
+    let env = Env::new();
+    env.import_busybox();
+    let dir = context(
+        &env,
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox:local\nCOPY a /a\nRUN echo hi > /hi\n",
+            ),
+            ("a", "from-context\n"),
+        ],
+    );
+    let docker_tar = env.path("d.tar");
+    let oci_tar = env.path("o.tar");
+    let id = env
+        .ok(&[
+            "build",
+            "-q",
+            "-t",
+            "strata-diff/build-out:1",
+            "-o",
+            &format!("type=docker,dest={}", docker_tar.display()),
+            "-o",
+            &format!("type=oci,dest={}", oci_tar.display()),
+            dir.to_str().unwrap(),
+        ])
+        .trim()
+        .to_string();
+    let sh = |cmd: &str| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    sh(&format!("/usr/bin/docker load -i {}", docker_tar.display()));
+    let docker_id = sh("/usr/bin/docker inspect -f '{{.Id}}' strata-diff/build-out:1");
+    let ran = sh("/usr/bin/docker run --rm strata-diff/build-out:1 cat /a /hi");
+    sh("/usr/bin/docker rmi strata-diff/build-out:1");
+    assert_eq!(docker_id.trim(), id);
+    assert_eq!(ran, "from-context\nhi\n");
+    let loaded = sh(&format!("podman load -i {}", oci_tar.display()));
+    sh("podman rmi -f docker.io/strata-diff/build-out:1");
+    assert!(loaded.contains("strata-diff/build-out:1"), "{loaded}");
+}
+
+#[test]
+fn a_failed_step_log_is_never_clipped() {
+    let env = Env::new();
+    env.import_busybox();
+    let dir = context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM busybox:local\nRUN i=0; while [ $i -lt 3000 ]; do echo output-line-$i; i=$((i+1)); done; exit 5\n",
+        )],
+    );
+    for progress in ["plain", "tty"] {
+        let out = env.run(&["build", "--progress", progress, dir.to_str().unwrap()]);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // The live view shows a tail; the full log follows once it is erased.
+        let log = match progress {
+            "tty" => stderr
+                .split("full output of")
+                .nth(1)
+                .unwrap_or_else(|| panic!("{stderr}")),
+            _ => &stderr,
+        };
+        for i in [0, 1500, 2999] {
+            assert!(
+                log.contains(&format!("output-line-{i}\n")),
+                "{progress}: line {i}"
+            );
+        }
+        assert!(stderr.contains("exited with code 5"), "{stderr}");
+    }
+}

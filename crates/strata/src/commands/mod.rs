@@ -1,6 +1,8 @@
 //! One short function per command: load, call the library, add context, map to an exit status.
 
 mod build;
+mod build_io;
+mod build_progress;
 mod container;
 mod container_fs;
 mod dockerfile;
@@ -25,7 +27,8 @@ use std::process::ExitCode;
 use strata_store::{DriverKind, Store, StoreOptions};
 
 use crate::cli::{
-    Cli, Command, ContainerCommand, DockerfileCommand, GlobalOptions, ImageCommand, SystemCommand,
+    BuilderCommand, Cli, Command, ContainerCommand, DockerfileCommand, GlobalOptions, ImageCommand,
+    SystemCommand,
 };
 use crate::failure::{Context, Failure};
 
@@ -86,6 +89,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => container_fs::cp(g, a),
         Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => container_fs::top(g, a),
+        Command::Builder(BuilderCommand::Prune(a)) => prune::build_cache(g, a),
     }
 }
 

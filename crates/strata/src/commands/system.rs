@@ -106,12 +106,13 @@ pub(crate) fn df(g: &GlobalOptions, a: DfArgs) -> Result<ExitCode, Failure> {
             "0B".into(),
             "0B".into(),
         ]);
+        let cache = store.build_cache_usage()?;
         t.row(vec![
             "Build Cache".into(),
-            "0".into(),
-            "0".into(),
-            "0B".into(),
-            "0B".into(),
+            cache.entries.to_string(),
+            cache.usable.to_string(),
+            size(cache.size),
+            size(cache.reclaimable),
         ]);
         text.push_str(&t.render());
     }

@@ -1,0 +1,420 @@
+//! How `strata build` shows progress on stderr: BuildKit-style plain lines, a live terminal
+//! view, or one JSON event per line (docs/build-progress-json.md).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use strata_build::{CacheKey, MissReason, Reporter, StepFailure};
+use strata_oci::Digest;
+
+/// Lines of a running step's output the terminal view shows.
+const TAIL_LINES: usize = 6;
+/// Bytes at the end of a running step's log that the view looks at for its tail.
+const TAIL_BYTES: usize = 8 * 1024;
+/// How often the terminal view redraws its timers and output tails.
+const TICK: Duration = Duration::from_millis(100);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One line on stderr, outside any live view.
+#[allow(clippy::print_stderr)]
+pub(crate) fn note(text: &str) {
+    eprintln!("{text}");
+}
+
+fn err_line(text: &str) {
+    note(text);
+}
+
+/// Numbers steps in the order they start, as BuildKit's `#N`.
+#[derive(Default)]
+struct Numbers(Mutex<BTreeMap<(usize, usize), usize>>);
+
+impl Numbers {
+    fn of(&self, stage: usize, step: usize) -> usize {
+        let mut map = lock(&self.0);
+        let next = map.len() + 1;
+        *map.entry((stage, step)).or_insert(next)
+    }
+}
+
+/// BuildKit's plain progress: one numbered line per event, the whole output of every RUN.
+#[derive(Default)]
+pub(crate) struct Plain {
+    numbers: Numbers,
+    /// Output after the last newline of each step, printed when its line ends (or the step does).
+    partial: Mutex<BTreeMap<(usize, usize), Vec<u8>>>,
+}
+
+impl Plain {
+    /// Prints what is left of a step's last output line.
+    fn flush(&self, stage: usize, step: usize) {
+        if let Some(rest) = lock(&self.partial).remove(&(stage, step)) {
+            let n = self.numbers.of(stage, step);
+            err_line(&format!("#{n} {}", String::from_utf8_lossy(&rest)));
+        }
+    }
+}
+
+impl Reporter for Plain {
+    fn step_started(&self, stage: usize, step: usize, text: &str, _key: &CacheKey) {
+        let n = self.numbers.of(stage, step);
+        err_line(&format!("#{n} [stage-{stage} {step}] {text}"));
+    }
+
+    fn step_cached(&self, stage: usize, step: usize, image_id: &Digest) {
+        let n = self.numbers.of(stage, step);
+        err_line(&format!("#{n} CACHED (image {})", image_id.short()));
+    }
+
+    fn step_cache_miss(&self, stage: usize, step: usize, reasons: &[MissReason]) {
+        let n = self.numbers.of(stage, step);
+        for r in reasons {
+            err_line(&format!("#{n} cache miss: {r}"));
+        }
+    }
+
+    fn step_output(&self, stage: usize, step: usize, bytes: &[u8]) {
+        let n = self.numbers.of(stage, step);
+        let mut partial = lock(&self.partial);
+        let buf = partial.entry((stage, step)).or_default();
+        buf.extend_from_slice(bytes);
+        let Some(end) = buf.iter().rposition(|&b| b == b'\n') else {
+            return;
+        };
+        let complete: Vec<u8> = buf.drain(..=end).collect();
+        if buf.is_empty() {
+            partial.remove(&(stage, step));
+        }
+        drop(partial);
+        for l in String::from_utf8_lossy(&complete).lines() {
+            err_line(&format!("#{n} {l}"));
+        }
+    }
+
+    fn step_finished(&self, stage: usize, step: usize, elapsed: Duration, image_id: &Digest) {
+        self.flush(stage, step);
+        let n = self.numbers.of(stage, step);
+        err_line(&format!(
+            "#{n} DONE {:.1}s (image {})",
+            elapsed.as_secs_f64(),
+            image_id.short()
+        ));
+    }
+
+    fn step_failed(&self, stage: usize, step: usize, failure: &StepFailure<'_>) {
+        self.flush(stage, step);
+        let n = self.numbers.of(stage, step);
+        err_line(&format!(
+            "#{n} ERROR: {}",
+            failure.message.lines().next().unwrap_or("")
+        ));
+    }
+}
+
+/// One JSON object per line on stderr.
+#[derive(Default)]
+pub(crate) struct Json {
+    numbers: Numbers,
+}
+
+impl Json {
+    fn emit(&self, value: serde_json::Value) {
+        // One write per event, so lines from parallel stages never interleave.
+        let mut line = value.to_string();
+        line.push('\n');
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+
+    fn step(&self, event: &str, stage: usize, step: usize) -> serde_json::Value {
+        json!({ "event": event, "number": self.numbers.of(stage, step), "stage": stage, "step": step })
+    }
+
+    fn with(mut base: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+        if let (Some(b), serde_json::Value::Object(e)) = (base.as_object_mut(), extra) {
+            b.extend(e);
+        }
+        base
+    }
+}
+
+impl Reporter for Json {
+    fn build_started(&self, steps: usize) {
+        self.emit(json!({ "event": "build_start", "steps": steps }));
+    }
+
+    fn step_started(&self, stage: usize, step: usize, text: &str, key: &CacheKey) {
+        let base = self.step("step_start", stage, step);
+        self.emit(Json::with(
+            base,
+            json!({ "text": text, "cache_key": key.to_string() }),
+        ));
+    }
+
+    fn step_cached(&self, stage: usize, step: usize, image_id: &Digest) {
+        let base = self.step("step_cached", stage, step);
+        self.emit(Json::with(
+            base,
+            json!({ "image_id": image_id.to_string() }),
+        ));
+    }
+
+    fn step_cache_miss(&self, stage: usize, step: usize, reasons: &[MissReason]) {
+        let base = self.step("step_cache_miss", stage, step);
+        let reasons: Vec<String> = reasons.iter().map(ToString::to_string).collect();
+        self.emit(Json::with(base, json!({ "reasons": reasons })));
+    }
+
+    fn step_output(&self, stage: usize, step: usize, bytes: &[u8]) {
+        let base = self.step("step_output", stage, step);
+        let data = String::from_utf8_lossy(bytes);
+        self.emit(Json::with(base, json!({ "data": data })));
+    }
+
+    fn step_finished(&self, stage: usize, step: usize, elapsed: Duration, image_id: &Digest) {
+        let base = self.step("step_done", stage, step);
+        self.emit(Json::with(
+            base,
+            json!({ "duration_ms": elapsed.as_millis() as u64, "image_id": image_id.to_string() }),
+        ));
+    }
+
+    fn step_failed(&self, stage: usize, step: usize, failure: &StepFailure<'_>) {
+        let base = self.step("step_failed", stage, step);
+        self.emit(Json::with(
+            base,
+            json!({
+                "error": failure.message,
+                "exit_code": failure.exit_code,
+                "last_good_image_id": failure.last_good.map(ToString::to_string),
+                "duration_ms": failure.elapsed.as_millis() as u64,
+            }),
+        ));
+    }
+
+    fn build_finished(&self, image_id: &Digest) {
+        self.emit(json!({ "event": "build_done", "image_id": image_id.to_string() }));
+    }
+}
+
+/// A step the terminal view shows while it runs.
+struct Running {
+    number: usize,
+    text: String,
+    started: Instant,
+    /// The whole output so far (the view shows its tail; a failure prints all of it).
+    log: Vec<u8>,
+}
+
+#[derive(Default)]
+struct TtyState {
+    running: BTreeMap<(usize, usize), Running>,
+    /// Lines of the live region drawn last time (erased before the next frame).
+    drawn: usize,
+    /// Full logs of failed steps, printed once the view is gone.
+    failed: Vec<(String, Vec<u8>)>,
+    done: bool,
+}
+
+/// The live terminal view: finished steps become permanent one-line records; running steps
+/// stay in a region at the bottom with a timer and the tail of their output, redrawn in one
+/// write per frame (no flicker) and erased when the build ends.
+pub(crate) struct Tty {
+    numbers: Numbers,
+    state: Arc<(Mutex<TtyState>, Condvar)>,
+    ticker: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Tty {
+    pub(crate) fn start() -> Tty {
+        let state: Arc<(Mutex<TtyState>, Condvar)> = Arc::default();
+        let shared = state.clone();
+        let ticker = std::thread::spawn(move || {
+            let (m, cv) = &*shared;
+            let mut st = lock(m);
+            while !st.done {
+                redraw(&mut st, None);
+                st = cv
+                    .wait_timeout(st, TICK)
+                    .map(|r| r.0)
+                    .unwrap_or_else(|e| e.into_inner().0);
+            }
+        });
+        Tty {
+            numbers: Numbers::default(),
+            state,
+            ticker: Mutex::new(Some(ticker)),
+        }
+    }
+
+    /// Prints `line` above the live region.
+    fn record(&self, line: String) {
+        let mut st = lock(&self.state.0);
+        redraw(&mut st, Some(line));
+    }
+
+    /// Erases the view and prints the full log of every failed step.
+    pub(crate) fn finish(&self) {
+        {
+            let mut st = lock(&self.state.0);
+            st.done = true;
+            st.running.clear();
+            redraw(&mut st, None);
+            for (title, log) in std::mem::take(&mut st.failed) {
+                let mut out = format!("------ full output of {title} ------\n");
+                out.push_str(&String::from_utf8_lossy(&log));
+                if !out.ends_with('\n') {
+                    out.push('\n');
+                }
+                out.push_str("------\n");
+                let _ = std::io::stderr().lock().write_all(out.as_bytes());
+            }
+        }
+        self.state.1.notify_all();
+        if let Some(t) = lock(&self.ticker).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Erases the live region, prints `permanent` (if any), and draws the region again.
+fn redraw(st: &mut TtyState, permanent: Option<String>) {
+    let width = terminal_width();
+    let mut frame = String::new();
+    if st.drawn > 0 {
+        frame.push_str(&format!("\x1b[{}A", st.drawn));
+    }
+    frame.push_str("\r\x1b[J");
+    if let Some(line) = permanent {
+        frame.push_str(&clip(&line, width));
+        frame.push('\n');
+    }
+    let mut lines = 0;
+    if !st.done {
+        for r in st.running.values() {
+            let head = format!(
+                "=> #{} {} {:.1}s",
+                r.number,
+                r.text,
+                r.started.elapsed().as_secs_f64()
+            );
+            frame.push_str(&clip(&head, width));
+            frame.push('\n');
+            lines += 1;
+            // Only the end of the log: a frame costs the same whatever the RUN printed.
+            let text = String::from_utf8_lossy(&r.log[r.log.len().saturating_sub(TAIL_BYTES)..]);
+            let all: Vec<&str> = text.lines().collect();
+            for l in &all[all.len().saturating_sub(TAIL_LINES)..] {
+                frame.push_str(&clip(&format!("   {l}"), width));
+                frame.push('\n');
+                lines += 1;
+            }
+        }
+    }
+    st.drawn = lines;
+    let _ = std::io::stderr().lock().write_all(frame.as_bytes());
+}
+
+/// `line` cut to the terminal's width, control characters dropped (they would break the frame).
+fn clip(line: &str, width: usize) -> String {
+    line.chars()
+        .filter(|c| !c.is_control())
+        .take(width.saturating_sub(1).max(10))
+        .collect()
+}
+
+fn terminal_width() -> usize {
+    // SAFETY: TIOCGWINSZ only fills the winsize struct we pass.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(2, libc::TIOCGWINSZ, &mut ws) } == 0;
+    if ok && ws.ws_col > 0 {
+        usize::from(ws.ws_col)
+    } else {
+        80
+    }
+}
+
+impl Reporter for Tty {
+    fn step_started(&self, stage: usize, step: usize, text: &str, _key: &CacheKey) {
+        let number = self.numbers.of(stage, step);
+        let mut st = lock(&self.state.0);
+        st.running.insert(
+            (stage, step),
+            Running {
+                number,
+                text: text.to_string(),
+                started: Instant::now(),
+                log: Vec::new(),
+            },
+        );
+        redraw(&mut st, None);
+    }
+
+    fn step_cached(&self, stage: usize, step: usize, image_id: &Digest) {
+        let text = lock(&self.state.0)
+            .running
+            .remove(&(stage, step))
+            .map(|r| r.text);
+        let n = self.numbers.of(stage, step);
+        self.record(format!(
+            "=> CACHED #{n} {} ({})",
+            text.unwrap_or_default(),
+            image_id.short()
+        ));
+    }
+
+    fn step_cache_miss(&self, stage: usize, step: usize, reasons: &[MissReason]) {
+        let n = self.numbers.of(stage, step);
+        for r in reasons {
+            self.record(format!("   #{n} cache miss: {r}"));
+        }
+    }
+
+    fn step_output(&self, stage: usize, step: usize, bytes: &[u8]) {
+        let mut st = lock(&self.state.0);
+        if let Some(r) = st.running.get_mut(&(stage, step)) {
+            r.log.extend_from_slice(bytes);
+        }
+        // The ticker draws the new tail: a chatty RUN costs no more frames than a quiet one.
+    }
+
+    fn step_finished(&self, stage: usize, step: usize, elapsed: Duration, image_id: &Digest) {
+        let text = lock(&self.state.0)
+            .running
+            .remove(&(stage, step))
+            .map(|r| r.text);
+        let n = self.numbers.of(stage, step);
+        self.record(format!(
+            "=> #{n} {} {:.1}s ({})",
+            text.unwrap_or_default(),
+            elapsed.as_secs_f64(),
+            image_id.short()
+        ));
+    }
+
+    fn step_failed(&self, stage: usize, step: usize, failure: &StepFailure<'_>) {
+        let n = self.numbers.of(stage, step);
+        let mut st = lock(&self.state.0);
+        let run = st.running.remove(&(stage, step));
+        let line = format!(
+            "=> ERROR #{n} {} {:.1}s",
+            run.as_ref().map(|r| r.text.as_str()).unwrap_or(""),
+            failure.elapsed.as_secs_f64()
+        );
+        if let Some(r) = run.filter(|r| !r.log.is_empty()) {
+            st.failed.push((format!("#{n} {}", r.text), r.log));
+        }
+        redraw(&mut st, Some(line));
+    }
+}
+
+impl Drop for Tty {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
