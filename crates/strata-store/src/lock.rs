@@ -122,7 +122,13 @@ pub(crate) fn create_owned_temp_dir(
     loop {
         let path = dir.join(temp_name(prefix));
         std::fs::create_dir(&path).ctx("creating temp dir", &path)?;
-        let handle = File::open(&path).ctx("opening temp dir", &path)?;
+        // Until it is locked, another process's clean-up may take it for abandoned and
+        // remove it: then start over with a new name.
+        let handle = match File::open(&path) {
+            Ok(handle) => handle,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(StoreError::io("opening temp dir", &path, e)),
+        };
         flock(&handle, FlockOperation::LockExclusive).ctx("locking temp dir", &path)?;
         if handle.metadata().ctx("inspecting temp dir", &path)?.nlink() > 0 {
             return Ok((handle, path));
