@@ -18,7 +18,7 @@ use strata_runtime::{
     resolve_user, run_observed, BindMount, ContainerSpec, EtcFiles, InputMode, Limits,
     ObserverError, OutputMode, OutputStream, RunObserver,
 };
-use strata_store::{Store, StoreOptions, WritableLayer};
+use strata_store::{Store, StoreOptions};
 
 use crate::error::ContainerError;
 use crate::lifecycle::{purge, reload, update_state, MonitorRequest, MONITOR_ENV};
@@ -181,10 +181,7 @@ fn mount_rootfs(store: &Store, c: &Container) -> Result<PathBuf, ContainerError>
         rustix::mount::MountPropagationFlags::REC | rustix::mount::MountPropagationFlags::PRIVATE,
     )
     .map_err(|e| ContainerError::io("making mounts private", "/")(e.into()))?;
-    let writable = WritableLayer {
-        upper: paths.upper.clone(),
-        work: paths.work.clone(),
-    };
+    let writable = paths.writable_layer();
     store
         .snapshotter()
         .mount(chain, &paths.rootfs, Some(&writable))?;

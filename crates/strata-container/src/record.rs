@@ -320,6 +320,14 @@ pub struct ContainerPaths {
 }
 
 impl ContainerPaths {
+    /// The upper and work dirs as the snapshotter mounts them.
+    pub fn writable_layer(&self) -> strata_store::WritableLayer {
+        strata_store::WritableLayer {
+            upper: self.upper.clone(),
+            work: self.work.clone(),
+        }
+    }
+
     pub fn new(dir: &Path) -> Self {
         Self {
             upper: dir.join("upper"),

@@ -103,13 +103,7 @@ pub(crate) fn container_view(
                     lowers.extend(chain);
                     detached_overlay(&lowers, None)
                 }
-                Access::Write => {
-                    let writable = WritableLayer {
-                        upper: paths.upper.clone(),
-                        work: paths.work.clone(),
-                    };
-                    detached_overlay(&chain, Some(&writable))
-                }
+                Access::Write => detached_overlay(&chain, Some(&paths.writable_layer())),
             }
         }
     }
@@ -157,10 +151,7 @@ fn fill_vfs_upper(store: &Store, c: &Container) -> Result<(), ContainerError> {
         return Ok(());
     };
     let paths = c.paths();
-    let writable = WritableLayer {
-        upper: paths.upper.clone(),
-        work: paths.work.clone(),
-    };
+    let writable = paths.writable_layer();
     store
         .snapshotter()
         .mount(chain, &paths.rootfs, Some(&writable))?;

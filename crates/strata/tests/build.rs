@@ -4,46 +4,19 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 
 use common::{inspect, Env};
 
 /// Every layer of `image` as (path → (mode, content)), read back from `strata save`.
 fn layers(env: &Env, image: &str) -> Vec<BTreeMap<String, (u32, Vec<u8>)>> {
-    let archive = env.path("saved.tar");
-    env.ok(&["save", "-o", archive.to_str().unwrap(), image]);
-    let bytes = std::fs::read(&archive).unwrap();
-    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    for entry in tar::Archive::new(&bytes[..]).entries().unwrap() {
-        let mut entry = entry.unwrap();
-        let name = entry.path().unwrap().to_string_lossy().into_owned();
-        let mut data = Vec::new();
-        entry.read_to_end(&mut data).unwrap();
-        files.insert(name, data);
-    }
-    let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
-    manifest[0]["Layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            let mut layer = BTreeMap::new();
-            let data = &files[l.as_str().unwrap()];
-            for entry in tar::Archive::new(&data[..]).entries().unwrap() {
-                let mut entry = entry.unwrap();
-                let name = entry
-                    .path()
-                    .unwrap()
-                    .to_string_lossy()
-                    .trim_end_matches('/')
-                    .to_string();
-                let mode = entry.header().mode().unwrap();
-                let mut content = Vec::new();
-                entry.read_to_end(&mut content).unwrap();
-                layer.insert(name, (mode, content));
-            }
+    common::saved_layers(env, image)
+        .into_iter()
+        .map(|layer| {
             layer
+                .into_iter()
+                .map(|(path, node)| (path, (node.mode, node.data)))
+                .collect()
         })
         .collect()
 }

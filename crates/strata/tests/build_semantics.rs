@@ -6,71 +6,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use common::{inspect, Env};
-
-/// One file of a layer: mode bits, uid, gid, content (link target for symlinks).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Node {
-    mode: u32,
-    uid: u64,
-    gid: u64,
-    mtime: u64,
-    data: Vec<u8>,
-}
-
-/// Every layer of `image`, read back from `strata save`, as path → node.
-fn layers(env: &Env, image: &str) -> Vec<BTreeMap<String, Node>> {
-    let archive = env.path("saved.tar");
-    env.ok(&["save", "-o", archive.to_str().unwrap(), image]);
-    let bytes = std::fs::read(&archive).unwrap();
-    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    for entry in tar::Archive::new(&bytes[..]).entries().unwrap() {
-        let mut entry = entry.unwrap();
-        let name = entry.path().unwrap().to_string_lossy().into_owned();
-        let mut data = Vec::new();
-        entry.read_to_end(&mut data).unwrap();
-        files.insert(name, data);
-    }
-    let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
-    manifest[0]["Layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            let mut layer = BTreeMap::new();
-            let data = &files[l.as_str().unwrap()];
-            for entry in tar::Archive::new(&data[..]).entries().unwrap() {
-                let mut entry = entry.unwrap();
-                let name = entry
-                    .path()
-                    .unwrap()
-                    .to_string_lossy()
-                    .trim_end_matches('/')
-                    .to_string();
-                let h = entry.header().clone();
-                let mut content = Vec::new();
-                entry.read_to_end(&mut content).unwrap();
-                if let Some(link) = entry.link_name().unwrap() {
-                    content = link.to_string_lossy().as_bytes().to_vec();
-                }
-                layer.insert(
-                    name,
-                    Node {
-                        mode: h.mode().unwrap() & 0o7777,
-                        uid: h.uid().unwrap(),
-                        gid: h.gid().unwrap(),
-                        mtime: h.mtime().unwrap(),
-                        data: content,
-                    },
-                );
-            }
-            layer
-        })
-        .collect()
-}
+use common::{inspect, saved_layers as layers, Env, LayerNode as Node};
 
 fn context(env: &Env, files: &[(&str, &[u8])]) -> PathBuf {
     let dir = env.path("ctx");

@@ -200,31 +200,15 @@ impl Export {
                     .map(|t| Reference::parse(t))
                     .collect::<Result<Vec<_>, _>>()?;
                 let items = [SaveItem { image, tags }];
+                let write = |w: &mut dyn Write| -> Result<(), Failure> {
+                    save_archive(store, &items, *format, w)?;
+                    Ok(())
+                };
                 if dest == "-" {
-                    let mut w =
-                        std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-                    save_archive(store, &items, *format, &mut w)?;
-                    return w.flush().context("writing the archive to standard output");
+                    super::output_file::write_stdout(write)
+                } else {
+                    super::output_file::write_file(Path::new(dest), write)
                 }
-                let path = Path::new(dest);
-                let dir = path
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .unwrap_or(Path::new("."));
-                // Beside the target, then renamed: a failed export leaves no half archive.
-                let mut tmp = tempfile::NamedTempFile::new_in(dir)
-                    .context(format!("creating a file in {}", dir.display()))?;
-                save_archive(
-                    store,
-                    &items,
-                    *format,
-                    std::io::BufWriter::new(tmp.as_file_mut()),
-                )?;
-                tmp.as_file()
-                    .sync_all()
-                    .context(format!("writing {dest}"))?;
-                tmp.persist(path).context(format!("writing {dest}"))?;
-                Ok(())
             }
             Export::Local(dir) => {
                 std::fs::create_dir_all(dir).context(format!("creating {}", dir.display()))?;

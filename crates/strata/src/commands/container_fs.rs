@@ -1,7 +1,7 @@
 //! A container's filesystem: `diff`, `commit`, `export`, `cp`, `top`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use strata_container::{Container, ContainerError, CopyOptions};
@@ -58,38 +58,14 @@ pub(crate) fn commit(g: &GlobalOptions, a: CommitArgs) -> Result<ExitCode, Failu
 
 pub(crate) fn export(g: &GlobalOptions, a: ExportArgs) -> Result<ExitCode, Failure> {
     let (store, c) = open(g, &a.container)?;
+    let write = |w: &mut dyn Write| -> Result<(), Failure> {
+        strata_container::export(&store, &c, w).map_err(failed)
+    };
     match &a.output {
-        Some(path) => {
-            // Written beside the target and renamed, so a failed export leaves no half file.
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let mut tmp = tempfile::NamedTempFile::new_in(dir)
-                .context(format!("creating a file in {}", dir.display()))?;
-            let writer = std::io::BufWriter::new(tmp.as_file_mut());
-            strata_container::export(&store, &c, writer).map_err(failed)?;
-            tmp.persist(path)
-                .context(format!("writing {}", path.display()))?;
-        }
-        None => {
-            refuse_terminal()?;
-            let stdout = std::io::stdout().lock();
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout);
-            strata_container::export(&store, &c, &mut w).map_err(failed)?;
-            w.flush().context("writing the archive")?;
-        }
+        Some(path) => super::output_file::write_file(path, write)?,
+        None => super::output_file::write_stdout(write)?,
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn refuse_terminal() -> Result<(), Failure> {
-    // SAFETY: isatty only inspects the file descriptor.
-    if unsafe { libc::isatty(1) } == 1 {
-        return Err(Failure::new("cowardly refusing to save to a terminal")
-            .with_hint("use the -o flag or redirect standard output"));
-    }
-    Ok(())
 }
 
 /// One `cp` operand: `-`, a host path, or `CONTAINER:PATH`.

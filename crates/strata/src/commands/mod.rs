@@ -13,6 +13,7 @@ mod import;
 mod inspect;
 mod lint;
 mod load;
+mod output_file;
 mod prune;
 mod ps;
 mod rmi;

@@ -1,13 +1,12 @@
 //! `strata save [-o FILE] [--format docker|oci] IMAGE...`
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use strata_image::{resolve_image, save_archive, ArchiveFormat, SaveItem};
 use strata_oci::Reference;
 
 use crate::cli::{self, GlobalOptions, SaveArgs};
-use crate::failure::{Context, Failure};
+use crate::failure::Failure;
 
 pub(crate) fn run(g: &GlobalOptions, a: SaveArgs) -> Result<ExitCode, Failure> {
     let store = super::open_store(g)?;
@@ -42,38 +41,13 @@ pub(crate) fn run(g: &GlobalOptions, a: SaveArgs) -> Result<ExitCode, Failure> {
         cli::ArchiveFormat::Docker => ArchiveFormat::Docker,
         cli::ArchiveFormat::Oci => ArchiveFormat::Oci,
     };
+    let write = |w: &mut dyn std::io::Write| -> Result<(), Failure> {
+        save_archive(&store, &items, format, w)?;
+        Ok(())
+    };
     match &a.output {
-        Some(path) => {
-            // Write beside the target and rename, so a failed save leaves no half archive.
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            let mut tmp = tempfile::NamedTempFile::new_in(dir)
-                .context(format!("creating a file in {}", dir.display()))?;
-            save_archive(
-                &store,
-                &items,
-                format,
-                std::io::BufWriter::new(tmp.as_file_mut()),
-            )?;
-            tmp.as_file()
-                .sync_all()
-                .context(format!("writing {}", path.display()))?;
-            tmp.persist(path)
-                .context(format!("writing {}", path.display()))?;
-        }
-        None => {
-            // SAFETY: isatty only inspects the file descriptor.
-            if unsafe { libc::isatty(1) } == 1 {
-                return Err(Failure::new("cowardly refusing to save to a terminal")
-                    .with_hint("use the -o flag or redirect standard output"));
-            }
-            let stdout = std::io::stdout().lock();
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout);
-            save_archive(&store, &items, format, &mut w)?;
-            w.flush().context("writing the archive")?;
-        }
+        Some(path) => super::output_file::write_file(path, write)?,
+        None => super::output_file::write_stdout(write)?,
     }
     Ok(ExitCode::SUCCESS)
 }

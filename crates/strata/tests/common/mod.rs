@@ -2,6 +2,8 @@
 //! binary, and a busybox rootfs tar made from Debian's busybox-static.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -118,4 +120,65 @@ pub(crate) fn inspect(env: &Env, name: &str) -> serde_json::Value {
     let text = env.ok(&["inspect", name]);
     let v: serde_json::Value = serde_json::from_str(&text).expect("inspect prints JSON");
     v[0].clone()
+}
+
+/// One file of a layer: mode bits, uid, gid, content (link target for symlinks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LayerNode {
+    pub(crate) mode: u32,
+    pub(crate) uid: u64,
+    pub(crate) gid: u64,
+    pub(crate) mtime: u64,
+    pub(crate) data: Vec<u8>,
+}
+
+/// Every layer of `image`, read back from `strata save`, as path → node.
+pub(crate) fn saved_layers(env: &Env, image: &str) -> Vec<BTreeMap<String, LayerNode>> {
+    let archive = env.path("saved.tar");
+    env.ok(&["save", "-o", archive.to_str().unwrap(), image]);
+    let bytes = std::fs::read(&archive).unwrap();
+    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for entry in tar::Archive::new(&bytes[..]).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        files.insert(name, data);
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    manifest[0]["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let mut layer = BTreeMap::new();
+            let data = &files[l.as_str().unwrap()];
+            for entry in tar::Archive::new(&data[..]).entries().unwrap() {
+                let mut entry = entry.unwrap();
+                let name = entry
+                    .path()
+                    .unwrap()
+                    .to_string_lossy()
+                    .trim_end_matches('/')
+                    .to_string();
+                let h = entry.header().clone();
+                let mut content = Vec::new();
+                entry.read_to_end(&mut content).unwrap();
+                if let Some(link) = entry.link_name().unwrap() {
+                    content = link.to_string_lossy().as_bytes().to_vec();
+                }
+                layer.insert(
+                    name,
+                    LayerNode {
+                        mode: h.mode().unwrap() & 0o7777,
+                        uid: h.uid().unwrap(),
+                        gid: h.gid().unwrap(),
+                        mtime: h.mtime().unwrap(),
+                        data: content,
+                    },
+                );
+            }
+            layer
+        })
+        .collect()
 }
