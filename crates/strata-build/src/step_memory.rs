@@ -51,7 +51,13 @@ impl Builder<'_> {
                 sources,
                 ..
             }) => {
-                let patterns: Vec<&str> = sources.iter().map(String::as_str).collect();
+                // URL sources are fetched, not read from the context (their digest is the
+                // step's content).
+                let patterns: Vec<&str> = sources
+                    .iter()
+                    .filter(|p| !crate::op::is_http(p))
+                    .map(String::as_str)
+                    .collect();
                 let ctx_err = |source| BuildError::Context {
                     line: step.line,
                     source,
