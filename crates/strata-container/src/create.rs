@@ -46,6 +46,8 @@ pub struct CreateOptions {
     pub labels: BTreeMap<String, String>,
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<i64>,
+    /// `--init`: run the command under strata's init, which forwards signals and reaps zombies.
+    pub init: bool,
 }
 
 /// Records a new container made from `opts.image`.
@@ -176,6 +178,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
             .unwrap_or_else(|| defaults.stop_signal.clone()),
         stop_timeout: opts.stop_timeout.or(defaults.stop_timeout),
         exposed_ports,
+        init: opts.init,
     };
     if !config.working_dir.is_empty() && !config.working_dir.starts_with('/') {
         return Err(ContainerError::InvalidOption {

@@ -152,6 +152,8 @@ pub fn inspect_view(store: &Store, c: &Container) -> Value {
             "Memory": cfg.limits.memory_bytes.unwrap_or(0),
             "NanoCpus": cfg.limits.nano_cpus.unwrap_or(0),
             "PidsLimit": cfg.limits.pids,
+            // Docker writes null when --init was not given.
+            "Init": if cfg.init { Value::Bool(true) } else { Value::Null },
         },
         "GraphDriver": {
             "Name": store.driver().as_str(),

@@ -25,6 +25,7 @@ mod diff;
 mod error;
 #[cfg(test)]
 mod fs_tests;
+mod init;
 mod inspect;
 mod lifecycle;
 mod log;

@@ -21,6 +21,7 @@ use strata_runtime::{
 use strata_store::{Store, StoreOptions};
 
 use crate::error::ContainerError;
+use crate::init::{init_args, init_mount, installed_init};
 use crate::lifecycle::{purge, reload, update_state, MonitorRequest, MONITOR_ENV};
 use crate::log::{LogStream, LogWriter};
 use crate::network::runtime_network;
@@ -196,7 +197,12 @@ fn container_spec(
     attach: bool,
 ) -> Result<ContainerSpec, ContainerError> {
     let cfg = &c.config;
-    let mut spec = ContainerSpec::new(c.id.clone(), rootfs, c.paths().runtime, cfg.process_args());
+    let args = if cfg.init {
+        init_args(cfg.process_args())
+    } else {
+        cfg.process_args()
+    };
+    let mut spec = ContainerSpec::new(c.id.clone(), rootfs, c.paths().runtime, args);
     let mut env = cfg.env.clone();
     if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
         env.insert(0, format!("HOSTNAME={}", cfg.hostname));
@@ -244,6 +250,9 @@ fn container_spec(
             },
         })
         .collect();
+    if cfg.init {
+        spec.mounts.push(init_mount(installed_init(store.root())?));
+    }
     spec.limits = Limits {
         memory_bytes: cfg.limits.memory_bytes,
         pids: cfg.limits.pids,

@@ -207,6 +207,10 @@ pub struct ContainerConfig {
     pub stop_timeout: Option<i64>,
     /// The image's exposed ports (`80/tcp`), for `inspect`.
     pub exposed_ports: Vec<String>,
+    /// `--init`: the process runs under strata's init (`/sbin/docker-init -- entrypoint cmd…`).
+    /// Absent in records written before the flag existed.
+    #[serde(default)]
+    pub init: bool,
 }
 
 impl ContainerConfig {

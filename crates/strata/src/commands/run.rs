@@ -88,10 +88,6 @@ fn create_options(
             )));
         }
     }
-    if o.init {
-        return Err(Failure::new("--init is not supported yet")
-            .with_hint("run a reaping init as the container's command (e.g. busybox's `init` or `tini` from the image)"));
-    }
     let network: NetworkMode = o.network.parse().map_err(Failure::from)?;
     let mut env = Vec::new();
     for file in &o.env_file {
@@ -144,6 +140,7 @@ fn create_options(
         labels,
         stop_signal: o.stop_signal.clone(),
         stop_timeout: o.stop_timeout,
+        init: o.init,
     })
 }
 
