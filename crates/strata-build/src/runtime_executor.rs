@@ -73,6 +73,7 @@ impl RunExecutor for RuntimeExecutor {
                 Some(&WritableLayer {
                     upper: upper.clone(),
                     work: work.clone(),
+                    volatile: false,
                 }),
             )
             .map_err(|e| format!("mounting the step's rootfs: {e}"))?;

@@ -182,7 +182,7 @@ fn mount_rootfs(store: &Store, c: &Container) -> Result<PathBuf, ContainerError>
         rustix::mount::MountPropagationFlags::REC | rustix::mount::MountPropagationFlags::PRIVATE,
     )
     .map_err(|e| ContainerError::io("making mounts private", "/")(e.into()))?;
-    let writable = paths.writable_layer();
+    let writable = paths.writable_layer(c.config.auto_remove);
     store
         .snapshotter()
         .mount(chain, &paths.rootfs, Some(&writable))?;

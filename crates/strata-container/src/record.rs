@@ -324,11 +324,13 @@ pub struct ContainerPaths {
 }
 
 impl ContainerPaths {
-    /// The upper and work dirs as the snapshotter mounts them.
-    pub fn writable_layer(&self) -> strata_store::WritableLayer {
+    /// The upper and work dirs as the snapshotter mounts them (`volatile` for a container
+    /// whose changes are thrown away, like Podman's `--rm`).
+    pub fn writable_layer(&self, volatile: bool) -> strata_store::WritableLayer {
         strata_store::WritableLayer {
             upper: self.upper.clone(),
             work: self.work.clone(),
+            volatile,
         }
     }
 

@@ -103,7 +103,7 @@ pub(crate) fn container_view(
                     lowers.extend(chain);
                     detached_overlay(&lowers, None)
                 }
-                Access::Write => detached_overlay(&chain, Some(&paths.writable_layer())),
+                Access::Write => detached_overlay(&chain, Some(&paths.writable_layer(false))),
             }
         }
     }
@@ -151,7 +151,7 @@ fn fill_vfs_upper(store: &Store, c: &Container) -> Result<(), ContainerError> {
         return Ok(());
     };
     let paths = c.paths();
-    let writable = paths.writable_layer();
+    let writable = paths.writable_layer(false);
     store
         .snapshotter()
         .mount(chain, &paths.rootfs, Some(&writable))?;

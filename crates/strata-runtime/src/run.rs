@@ -281,13 +281,19 @@ fn run_created_bundle(
     )
     .map_err(wait_err)?;
     running.reaped = true;
-    if let Some(pasta) = network {
-        pasta.stop();
+    let mut network = network;
+    if let Some(pasta) = network.as_mut() {
+        pasta.signal_stop();
     }
     drop(signals);
     // Restores our terminal before anything else can fail.
     drop(streams);
-    running.delete()?;
+    let deleted = running.delete();
+    // Reaped only now, so its exit overlapped the deletion; the host ports are free on return.
+    if let Some(pasta) = network {
+        pasta.stop();
+    }
+    deleted?;
     Ok(status)
 }
 

@@ -159,6 +159,13 @@ impl Db {
             .map_err(err("setting synchronous"))?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(err("enabling foreign keys"))?;
+        // Every strata command opens and closes the database: a checkpoint at each close
+        // would cost fsyncs per command. SQLite checkpoints as the WAL grows instead.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .map_err(err("configuring checkpoints"))?;
         let db = Db {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
@@ -230,6 +237,10 @@ impl Db {
                     found: version,
                     supported: SCHEMA_VERSION,
                 });
+            }
+            if found == Some(SCHEMA_VERSION) {
+                // Nothing to write: a read-only open must not cost a commit (and its fsync).
+                return Ok(());
             }
             while version < SCHEMA_VERSION {
                 tx.execute_batch(MIGRATIONS[version as usize]).map_err(&e)?;

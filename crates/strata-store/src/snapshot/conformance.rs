@@ -134,6 +134,7 @@ pub(crate) fn run_suite(snap: &dyn Snapshotter, scratch: &Path) {
     let w = WritableLayer {
         upper: scratch.join("upper"),
         work: scratch.join("work"),
+        volatile: false,
     };
     for d in [&rw, &w.upper, &w.work] {
         std::fs::create_dir(d).unwrap();

@@ -110,6 +110,9 @@ pub struct WritableLayer {
     pub upper: PathBuf,
     /// overlay's workdir: an empty dir on the same filesystem as `upper` (unused by vfs).
     pub work: PathBuf,
+    /// The changes are thrown away after use (`run --rm`): overlay's `volatile` option, so
+    /// unmounting does not sync the whole filesystem (where the kernel supports it).
+    pub volatile: bool,
 }
 
 /// Unpacked layers, named by chain id, and views of them.

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::CWD;
 use rustix::mount::{
-    fsconfig_create, fsconfig_set_string, fsmount, fsopen, mount_bind, mount_remount, move_mount,
-    FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveMountFlags, UnmountFlags,
+    fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, mount_bind,
+    mount_remount, move_mount, FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags,
+    MoveMountFlags, UnmountFlags,
 };
 
 use crate::error::{IoContext, StoreError};
@@ -103,6 +104,10 @@ fn overlay_new_api(
         Some(w) => {
             fsconfig_set_string(&fs, "upperdir", w.upper.as_path()).map_err(NewApiError::Failed)?;
             fsconfig_set_string(&fs, "workdir", w.work.as_path()).map_err(NewApiError::Failed)?;
+            if w.volatile {
+                // Older kernels lack it: then the unmount syncs, as without the option.
+                let _ = fsconfig_set_flag(&fs, "volatile");
+            }
         }
         None => attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY,
     }
@@ -198,6 +203,7 @@ pub(crate) fn probe_overlay(snapshots_root: &Path) -> Result<(), String> {
         let w = WritableLayer {
             upper: dir.join("upper"),
             work: dir.join("work"),
+            volatile: false,
         };
         let merged: PathBuf = dir.join("merged");
         overlay(
