@@ -4,9 +4,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use common::{inspect, Env};
+use common::{build, context, inspect, write_files, Env};
 
 /// Every layer of `image` as (path → (mode, content)), read back from `strata save`.
 fn layers(env: &Env, image: &str) -> Vec<BTreeMap<String, (u32, Vec<u8>)>> {
@@ -19,22 +18,6 @@ fn layers(env: &Env, image: &str) -> Vec<BTreeMap<String, (u32, Vec<u8>)>> {
                 .collect()
         })
         .collect()
-}
-
-fn context(env: &Env, files: &[(&str, &str)]) -> std::path::PathBuf {
-    let dir = env.path("ctx");
-    for (name, content) in files {
-        let path = dir.join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, content).unwrap();
-    }
-    dir
-}
-
-fn build(env: &Env, dir: &Path, tag: &str) -> String {
-    env.ok(&["build", "-q", "-t", tag, dir.to_str().unwrap()])
-        .trim()
-        .to_string()
 }
 
 #[test]
@@ -162,14 +145,6 @@ fn multi_stage_copies_from_an_earlier_stage() {
     build(&env, &dir, "ms:1");
     let layers = layers(&env, "ms:1");
     assert_eq!(layers.last().unwrap()["out/a.txt"].1, b"from-a\n");
-}
-
-fn write_files(dir: &Path, files: &[(&str, &str)]) {
-    for (name, content) in files {
-        let path = dir.join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, content).unwrap();
-    }
 }
 
 /// Runs `strata args…` with `input` on stdin.

@@ -7,24 +7,13 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use common::{inspect, saved_layers as layers, Env, LayerNode as Node};
+use common::{build, inspect, saved_layers as layers, Env, LayerNode as Node};
 
+/// Contexts here mix text and binary files: the byte-slice form of `common::context`.
 fn context(env: &Env, files: &[(&str, &[u8])]) -> PathBuf {
-    let dir = env.path("ctx");
-    for (name, content) in files {
-        let path = dir.join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, content).unwrap();
-    }
-    dir
-}
-
-fn build(env: &Env, dir: &Path, tag: &str) -> String {
-    env.ok(&["build", "-q", "-t", tag, dir.to_str().unwrap()])
-        .trim()
-        .to_string()
+    common::context(env, files)
 }
 
 fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {

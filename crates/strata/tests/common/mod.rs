@@ -182,3 +182,26 @@ pub(crate) fn saved_layers(env: &Env, image: &str) -> Vec<BTreeMap<String, Layer
         })
         .collect()
 }
+
+/// Writes `files` (path → content) under `dir`, making parent directories.
+pub(crate) fn write_files<C: AsRef<[u8]>>(dir: &Path, files: &[(&str, C)]) {
+    for (name, content) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+}
+
+/// A build context `ctx` in the test's directory holding `files`.
+pub(crate) fn context<C: AsRef<[u8]>>(env: &Env, files: &[(&str, C)]) -> PathBuf {
+    let dir = env.path("ctx");
+    write_files(&dir, files);
+    dir
+}
+
+/// `strata build -q -t tag dir`; the image id.
+pub(crate) fn build(env: &Env, dir: &Path, tag: &str) -> String {
+    env.ok(&["build", "-q", "-t", tag, dir.to_str().unwrap()])
+        .trim()
+        .to_string()
+}
