@@ -27,10 +27,13 @@ fn familiar(full: &str) -> String {
     Reference::parse(full).map_or_else(|_| full.to_string(), |r| r.familiar())
 }
 
+/// `rmi [-f] [--no-prune]`: untags or deletes the image; unless `no_prune`, also deletes the
+/// untagged parents nothing else needs (a build's step images), as Docker does.
 pub fn remove_image(
     store: &Store,
     input: &str,
     force: bool,
+    no_prune: bool,
 ) -> Result<Vec<RemoveEvent>, ImageError> {
     let resolved = resolve_image(store, input)?;
     let id = resolved.record.id.clone();
@@ -90,9 +93,38 @@ pub fn remove_image(
     if containers.is_empty() {
         store.delete_image(&id)?;
         events.push(RemoveEvent::Deleted(id));
+        if !no_prune {
+            delete_untagged_parents(store, resolved.record.parent, &mut events)?;
+        }
         store.gc()?;
     }
     Ok(events)
+}
+
+/// Walks up from `parent`, deleting each image that has no tag, no container and no other
+/// child left; stops at the first one something still needs.
+fn delete_untagged_parents(
+    store: &Store,
+    mut parent: Option<Digest>,
+    events: &mut Vec<RemoveEvent>,
+) -> Result<(), ImageError> {
+    while let Some(id) = parent {
+        let Some(record) = store.image(&id)? else {
+            return Ok(());
+        };
+        let has_child = store
+            .images()?
+            .iter()
+            .any(|i| i.parent.as_ref() == Some(&id));
+        if has_child || !store.tags_of(&id)?.is_empty() || !store.containers_using(&id)?.is_empty()
+        {
+            return Ok(());
+        }
+        store.delete_image(&id)?;
+        events.push(RemoveEvent::Deleted(id));
+        parent = record.parent;
+    }
+    Ok(())
 }
 
 fn short(id: &str) -> &str {

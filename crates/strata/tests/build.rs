@@ -735,3 +735,46 @@ fn a_failed_step_log_is_never_clipped() {
         assert!(stderr.contains("exited with code 5"), "{stderr}");
     }
 }
+
+#[test]
+fn rmi_of_a_built_image_deletes_its_untagged_step_images() {
+    let env = Env::new();
+    let base = env.import_busybox();
+    let dir = context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM busybox:local\nRUN echo a > /a\nRUN echo b > /b\nENV X=1\n",
+        )],
+    );
+    build(&env, &dir, "steps:1");
+    build(&env, &dir, "steps:2");
+    let all = |env: &Env| {
+        env.ok(&["images", "-a", "-q", "--no-trunc"])
+            .lines()
+            .count()
+    };
+    assert_eq!(
+        all(&env),
+        4,
+        "busybox + three step images, the last one tagged twice"
+    );
+    // Another tag keeps everything.
+    let out = env.ok(&["rmi", "steps:1"]);
+    assert!(out.contains("Untagged: steps:1"), "{out}");
+    assert_eq!(all(&env), 4);
+    // --no-prune keeps the untagged parents, as Docker.
+    let out = env.ok(&["rmi", "--no-prune", "steps:2"]);
+    assert_eq!(out.matches("Deleted:").count(), 1, "{out}");
+    assert_eq!(all(&env), 3);
+    let out = env.ok(&["image", "prune"]);
+    assert!(out.contains("Deleted"), "{out}");
+
+    // Without --no-prune, the step images go with the image; the base stays.
+    build(&env, &dir, "steps:3");
+    assert_eq!(all(&env), 4);
+    let out = env.ok(&["rmi", "steps:3"]);
+    assert_eq!(out.matches("Deleted:").count(), 3, "{out}");
+    let left = env.ok(&["images", "-a", "-q", "--no-trunc"]);
+    assert_eq!(left.trim(), base.trim(), "only the base is left");
+}

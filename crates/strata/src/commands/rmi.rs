@@ -12,7 +12,7 @@ pub(crate) fn run(g: &GlobalOptions, a: RmiArgs) -> Result<ExitCode, Failure> {
     let store = super::open_store(g)?;
     let mut failed = false;
     for name in &a.images {
-        match remove_image(&store, name, a.force) {
+        match remove_image(&store, name, a.force, a.no_prune) {
             Ok(events) => out(&render_events(&events, false)),
             Err(e) => {
                 Failure::from(e).print();
