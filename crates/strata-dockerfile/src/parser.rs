@@ -169,13 +169,15 @@ fn trim_newline(line: &str) -> &str {
     line.strip_suffix('\r').unwrap_or(line)
 }
 
-/// BuildKit's continuation regex `<escape>[ \t]*$`: returns the line without it and whether the
-/// logical line ends here.
+/// BuildKit's continuation regex `([^<escape>])<escape>[ \t]*$|^<escape>[ \t]*$`: returns the
+/// line without it and whether the logical line ends here. An escape preceded by another escape
+/// (`trailing\\`) is an escaped escape, not a continuation; like BuildKit (Go's regexp has no
+/// look-behind), a run of three is not one either.
 fn trim_continuation(line: &str, escape: char) -> (&str, bool) {
     let body = line.trim_end_matches([' ', '\t']);
     match body.strip_suffix(escape) {
-        Some(kept) => (kept, false),
-        None => (line, true),
+        Some(kept) if !kept.ends_with(escape) => (kept, false),
+        _ => (line, true),
     }
 }
 
@@ -306,6 +308,26 @@ mod tests {
             df.instructions[1].args,
             Args::Shell("dir c:\\   d".to_string())
         );
+    }
+
+    #[test]
+    fn an_escaped_escape_at_the_end_is_not_a_continuation() {
+        // BuildKit's parser testfile `trailing-backslash` (docker/for-win#5254).
+        let df = syntax("FROM a\nENV C trailing\\\\backslash\\\\\nRUN echo hello\n");
+        assert_eq!(df.instructions.len(), 3);
+        assert_eq!(
+            df.instructions[1].args,
+            Args::KeyValues(vec![(
+                "C".to_string(),
+                "trailing\\\\backslash\\\\".to_string()
+            )])
+        );
+        assert_eq!(df.instructions[2].kind, Kind::Run);
+        // A lone escape on its own line still continues; so does one after a non-escape.
+        let df = syntax("FROM a\nRUN a \\\n\\\n b\n");
+        assert_eq!(df.instructions.len(), 2);
+        let df = syntax("# escape=`\nFROM a\nRUN x ``\nUSER u\n");
+        assert_eq!(df.instructions.len(), 3);
     }
 
     #[test]
