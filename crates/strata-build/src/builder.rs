@@ -24,7 +24,7 @@ use crate::explain::{explain, position};
 use crate::layer_commit::commit_layer;
 use crate::metadata::apply;
 use crate::op::{plan, CopyOp, CopySource, FromOp, MetadataOp, Op, PlannedStep, RunOp, StagePlan};
-use crate::owner::Owner;
+use crate::owner::workdir_owner;
 use crate::reporter::{Reporter, SilentReporter, StepFailure};
 use crate::rootfs::{absolute, clean_rel, RootfsView};
 use crate::run_executor::{RunExecutor, RunNetwork};
@@ -544,11 +544,12 @@ impl<'a> Builder<'a> {
                 let rel = clean_rel(&resolved);
                 // An existing directory gives an empty layer, as with BuildKit's mkdir -p.
                 if !rel.as_os_str().is_empty() && !rootfs.is_dir(&resolved) {
+                    // Created as the stage's USER, as BuildKit's mkdir does.
                     ensure_parents(
                         dir.path(),
                         &rel.join("x"),
                         &rootfs,
-                        Owner::default(),
+                        workdir_owner(&config.user, &rootfs),
                         now_secs(sde),
                     )?;
                 }

@@ -399,3 +399,50 @@ fn a_directory_source_gives_its_contents_not_its_mode() {
         ]
     );
 }
+
+#[test]
+fn workdir_creates_missing_directories_as_the_stage_user() {
+    // Owners observed with Docker 20.10 + BuildKit for the same steps: every directory the
+    // WORKDIR creates belongs to USER (a name from the stage's passwd gets its primary group,
+    // a bare number the same number as group, an unknown name falls back to root); existing
+    // directories keep their owner.
+    let (_d, store) = open_store();
+    import_busybox(&store);
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        &[
+            ("passwd", "root:x:0:0:root:/root:/bin/sh\nusr:x:1234:1234::/home/usr:/bin/sh\n"),
+            ("group", "root:x:0:\nusr:x:1234:\ngrp:x:777:\n"),
+        ],
+    );
+    let df = "FROM busybox:local\nCOPY passwd group /etc/\n\
+              USER usr\nWORKDIR /opt/node_app/sub\nWORKDIR rel\n\
+              USER 1234:777\nWORKDIR /num/a\nUSER 4444\nWORKDIR /unknown\n\
+              USER usr:grp\nWORKDIR /named\nUSER nosuch\nWORKDIR /x\nWORKDIR /tmp\n";
+    let out = Builder::new(&store).build(df, ctx.path(), &sde(0)).unwrap();
+    let layers: Vec<Vec<String>> = out.layers[2..]
+        .iter()
+        .map(|l| listing(&store, &l.diff_id))
+        .collect();
+    let want: [&[&str]; 7] = [
+        &[
+            "opt/ d 755 1234/1234 0",
+            "opt/node_app/ d 755 1234/1234 0",
+            "opt/node_app/sub/ d 755 1234/1234 0",
+        ],
+        &[
+            "opt/ d 755 1234/1234 0",
+            "opt/node_app/ d 755 1234/1234 0",
+            "opt/node_app/sub/ d 755 1234/1234 0",
+            "opt/node_app/sub/rel/ d 755 1234/1234 0",
+        ],
+        &["num/ d 755 1234/777 0", "num/a/ d 755 1234/777 0"],
+        &["unknown/ d 755 4444/4444 0"],
+        &["named/ d 755 1234/777 0"],
+        &["x/ d 755 0/0 0"],
+        // An existing directory: an empty layer, its owner untouched.
+        &[],
+    ];
+    assert_eq!(layers, want);
+}

@@ -50,6 +50,16 @@ pub(crate) fn resolve_owner(
     Ok(Owner { uid, gid })
 }
 
+/// The owner of the directories a `WORKDIR` creates: the stage's `USER` resolved like
+/// `--chown` against the stage's own passwd/group files. BuildKit (Docker 20.10) falls back to
+/// root when the name is not found there instead of failing the step; so do we.
+pub(crate) fn workdir_owner(user: &str, rootfs: &RootfsView) -> Owner {
+    if user.is_empty() {
+        return Owner::default();
+    }
+    resolve_owner(user, rootfs, 0).unwrap_or_default()
+}
+
 /// The `:`-separated fields of the first line of a passwd/group file naming `name`, when it
 /// has more than `min_index` fields.
 fn lookup(file: &[u8], name: &str, min_index: usize) -> Option<Vec<String>> {
