@@ -68,8 +68,10 @@ pub(crate) enum Command {
     /// Build an image from a Dockerfile
     Build(BuildArgs),
     /// Create and run a new container from an image
+    #[command(override_usage = "strata run [OPTIONS] IMAGE [COMMAND] [ARG...]")]
     Run(RunArgs),
     /// Create a new container
+    #[command(override_usage = "strata create [OPTIONS] IMAGE [COMMAND] [ARG...]")]
     Create(CreateArgs),
     /// Start one or more stopped containers
     Start(StartArgs),
@@ -119,8 +121,10 @@ pub(crate) enum BuilderCommand {
 #[derive(Subcommand)]
 pub(crate) enum ContainerCommand {
     /// Create and run a new container from an image
+    #[command(override_usage = "strata run [OPTIONS] IMAGE [COMMAND] [ARG...]")]
     Run(RunArgs),
     /// Create a new container
+    #[command(override_usage = "strata create [OPTIONS] IMAGE [COMMAND] [ARG...]")]
     Create(CreateArgs),
     /// Start one or more stopped containers
     Start(StartArgs),

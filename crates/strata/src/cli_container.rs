@@ -84,6 +84,29 @@ pub(crate) struct ContainerOptions {
     pub(crate) help: Option<bool>,
 }
 
+/// `IMAGE [COMMAND] [ARG...]`: as with Docker, everything after the image belongs to the
+/// container (`strata run img --help` runs the image with `--help`), so this is one trailing
+/// list whose first word is the image.
+#[derive(Args)]
+pub(crate) struct ImageAndCommand {
+    /// The image, then the command and arguments that replace its CMD
+    #[arg(
+        value_name = "IMAGE [COMMAND] [ARG...]",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true
+    )]
+    words: Vec<String>,
+}
+
+impl ImageAndCommand {
+    /// The image and the command (empty: the image's own).
+    pub(crate) fn split(mut self) -> (String, Vec<String>) {
+        let command = self.words.split_off(1.min(self.words.len()));
+        (self.words.pop().unwrap_or_default(), command)
+    }
+}
+
 #[derive(Args)]
 #[command(disable_help_flag = true)]
 pub(crate) struct RunArgs {
@@ -92,11 +115,8 @@ pub(crate) struct RunArgs {
     pub(crate) detach: bool,
     #[command(flatten)]
     pub(crate) options: ContainerOptions,
-    /// The image to run
-    pub(crate) image: String,
-    /// Command and arguments (replace the image's CMD)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub(crate) command: Vec<String>,
+    #[command(flatten)]
+    pub(crate) target: ImageAndCommand,
 }
 
 #[derive(Args)]
@@ -104,9 +124,8 @@ pub(crate) struct RunArgs {
 pub(crate) struct CreateArgs {
     #[command(flatten)]
     pub(crate) options: ContainerOptions,
-    pub(crate) image: String,
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub(crate) command: Vec<String>,
+    #[command(flatten)]
+    pub(crate) target: ImageAndCommand,
 }
 
 #[derive(Args)]

@@ -526,3 +526,31 @@ fn host_address() -> Option<String> {
         .find(|a| a.contains('.') && !a.starts_with("127."))
         .map(str::to_owned)
 }
+
+#[test]
+fn words_after_the_image_belong_to_the_container() {
+    // As with Docker: `run IMAGE --help` runs the image with `--help`; strata's own flags end
+    // at the image.
+    let env = Env::new();
+    env.import_busybox();
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "echo",
+            "busybox:local",
+            "--help",
+            "-d",
+            "--rm"
+        ]),
+        "--help -d --rm\n"
+    );
+    env.ok(&["create", "--name", "h", "busybox:local", "--help", "-v"]);
+    let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "h"])).unwrap();
+    assert_eq!(inspect[0]["Config"]["Cmd"], serde_json::json!(["--help", "-v"]));
+    env.ok(&["rm", "h"]);
+    env.ok(&["run", "-d", "--name", "e", "busybox:local", "sleep", "60"]);
+    assert_eq!(env.ok(&["exec", "e", "echo", "--help", "-i"]), "--help -i\n");
+    env.ok(&["rm", "-f", "e"]);
+}

@@ -21,7 +21,8 @@ pub(crate) const EXIT_STRATA_FAILED: u8 = 125;
 
 pub(crate) fn run(g: &GlobalOptions, a: RunArgs) -> Result<ExitCode, Failure> {
     let store = super::open_store(g).map_err(as_125)?;
-    let container = create_from(&store, &a.options, a.image, a.command)?;
+    let (image, command) = a.target.split();
+    let container = create_from(&store, &a.options, image, command)?;
     let program = current_exe()?;
     if a.detach {
         start(&store, &container, &program).map_err(start_failure)?;
@@ -37,7 +38,8 @@ pub(crate) fn run(g: &GlobalOptions, a: RunArgs) -> Result<ExitCode, Failure> {
 
 pub(crate) fn create_cmd(g: &GlobalOptions, a: CreateArgs) -> Result<ExitCode, Failure> {
     let store = super::open_store(g).map_err(as_125)?;
-    let container = create_from(&store, &a.options, a.image, a.command)?;
+    let (image, command) = a.target.split();
+    let container = create_from(&store, &a.options, image, command)?;
     out(&format!("{}\n", container.id));
     Ok(ExitCode::SUCCESS)
 }
