@@ -26,6 +26,9 @@ pub(crate) struct CopySpec<'a> {
     /// Absolute, as written after WORKDIR resolution (a trailing `/` kept).
     pub(crate) dest: &'a str,
     pub(crate) owner: Owner,
+    /// Copied entries keep their own uid/gid instead of `owner` (COPY --from a stage or an
+    /// image without `--chown`, as BuildKit); created parents still get `owner`.
+    pub(crate) keep_source_owners: bool,
     /// Applied to every copied file and directory; not to created parents.
     pub(crate) chmod: Option<u32>,
     /// mtime (seconds) of directories the copy creates.
@@ -48,12 +51,25 @@ impl<'a> CopySpec<'a> {
             sources,
             dest: "/",
             owner: Owner::default(),
+            keep_source_owners: false,
             chmod: None,
             now: 0,
             add: false,
             inline: &[],
             parents: false,
             exclude: None,
+        }
+    }
+
+    /// The owner a copied entry gets.
+    fn owner_of(&self, e: &Entry) -> Owner {
+        if self.keep_source_owners {
+            Owner {
+                uid: e.uid,
+                gid: e.gid,
+            }
+        } else {
+            self.owner
         }
     }
 
@@ -328,6 +344,7 @@ impl Writer<'_, '_> {
         let host = self.layer.join(target);
         let mtime = e.mtime_ns.div_euclid(1_000_000_000);
         let mode = spec.chmod.unwrap_or(e.mode);
+        let owner = spec.owner_of(e);
         // A later source replaces what an earlier one put at the same path.
         remove_existing(&host, e.kind == EntryKind::Dir)?;
         match e.kind {
@@ -335,7 +352,7 @@ impl Writer<'_, '_> {
                 if !host.is_dir() {
                     fs::create_dir(&host).map_err(BuildError::io("creating directory", &host))?;
                 }
-                self.dirs.push((host, mode, spec.owner, mtime));
+                self.dirs.push((host, mode, owner, mtime));
             }
             EntryKind::File => {
                 // Hardlinked context files stay hardlinked in the layer, as with BuildKit.
@@ -347,7 +364,7 @@ impl Writer<'_, '_> {
                     self.links.insert((e.dev, e.ino), host.clone());
                 }
                 fs::copy(&src, &host).map_err(BuildError::io("copying", &src))?;
-                finish(&host, Some(mode), spec.owner, mtime)?;
+                finish(&host, Some(mode), owner, mtime)?;
             }
             EntryKind::Symlink => {
                 let link = match &e.symlink_target {
@@ -355,7 +372,7 @@ impl Writer<'_, '_> {
                     None => fs::read_link(&src).map_err(BuildError::io("reading link", &src))?,
                 };
                 symlink(&link, &host).map_err(BuildError::io("creating symlink", &host))?;
-                finish(&host, None, spec.owner, mtime)?;
+                finish(&host, None, owner, mtime)?;
             }
             // Sockets, fifos and devices are not copied from a context (BuildKit skips them too).
             _ => {}

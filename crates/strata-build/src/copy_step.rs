@@ -64,6 +64,7 @@ impl Builder<'_> {
             sources: &locals,
             dest: &dest,
             owner,
+            keep_source_owners: c.chown.is_none() && !matches!(c.from, CopySource::Context),
             chmod,
             now: now_secs(sde),
             add: c.add,

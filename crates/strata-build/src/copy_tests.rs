@@ -412,7 +412,10 @@ fn workdir_creates_missing_directories_as_the_stage_user() {
     write(
         ctx.path(),
         &[
-            ("passwd", "root:x:0:0:root:/root:/bin/sh\nusr:x:1234:1234::/home/usr:/bin/sh\n"),
+            (
+                "passwd",
+                "root:x:0:0:root:/root:/bin/sh\nusr:x:1234:1234::/home/usr:/bin/sh\n",
+            ),
             ("group", "root:x:0:\nusr:x:1234:\ngrp:x:777:\n"),
         ],
     );
@@ -445,4 +448,51 @@ fn workdir_creates_missing_directories_as_the_stage_user() {
         &[],
     ];
     assert_eq!(layers, want);
+}
+
+#[test]
+fn copy_from_a_stage_keeps_the_source_owners_unless_chown() {
+    // npm as root keeps the uid/gid of its tarballs (501:20) and BuildKit's COPY --from keeps
+    // them; only the directories the copy creates, and --chown, give other owners.
+    let (_d, store) = open_store();
+    let ctx = tempfile::tempdir().unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, kind) in [
+        ("package/", tar::EntryType::Directory),
+        ("package/a.js", tar::EntryType::Regular),
+    ] {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
+        h.set_uid(501);
+        h.set_gid(20);
+        h.set_size(0);
+        h.set_cksum();
+        b.append_data(&mut h, path, &[][..]).unwrap();
+    }
+    std::fs::write(ctx.path().join("pkg.tar"), b.into_inner().unwrap()).unwrap();
+    let df = "FROM scratch AS deps\nADD pkg.tar /src/node_modules/pkg/\n\
+              FROM scratch\nCOPY --from=deps /src/node_modules /app/node_modules\n\
+              COPY --from=deps --chown=7:8 /src/node_modules/pkg/package/a.js /chowned.js\n\
+              COPY pkg.tar /ctx.tar\n";
+    let out = Builder::new(&store).build(df, ctx.path(), &sde(0)).unwrap();
+    let layers: Vec<Vec<String>> = out
+        .layers
+        .iter()
+        .map(|l| listing(&store, &l.diff_id))
+        .collect();
+    assert_eq!(
+        layers,
+        [
+            vec![
+                "app/ d 755 0/0 0",
+                "app/node_modules/ d 755 0/0 0",
+                "app/node_modules/pkg/ d 755 0/0 0",
+                "app/node_modules/pkg/package/ d 755 501/20 0",
+                "app/node_modules/pkg/package/a.js - 644 501/20 0",
+            ],
+            vec!["chowned.js - 644 7/8 0"],
+            vec!["ctx.tar - 644 0/0 2048"],
+        ]
+    );
 }

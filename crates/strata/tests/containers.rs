@@ -548,9 +548,15 @@ fn words_after_the_image_belong_to_the_container() {
     );
     env.ok(&["create", "--name", "h", "busybox:local", "--help", "-v"]);
     let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "h"])).unwrap();
-    assert_eq!(inspect[0]["Config"]["Cmd"], serde_json::json!(["--help", "-v"]));
+    assert_eq!(
+        inspect[0]["Config"]["Cmd"],
+        serde_json::json!(["--help", "-v"])
+    );
     env.ok(&["rm", "h"]);
     env.ok(&["run", "-d", "--name", "e", "busybox:local", "sleep", "60"]);
-    assert_eq!(env.ok(&["exec", "e", "echo", "--help", "-i"]), "--help -i\n");
+    assert_eq!(
+        env.ok(&["exec", "e", "echo", "--help", "-i"]),
+        "--help -i\n"
+    );
     env.ok(&["rm", "-f", "e"]);
 }
