@@ -14,7 +14,7 @@ use strata_dockerfile::{parse, resolve, Base, ResolveOptions};
 use strata_layer::ChangeSource;
 use strata_oci::{
     chain_ids, to_canonical_json, ConfigShape, ContainerConfig, Digest, History, ImageConfig,
-    Platform, RootFs,
+    Platform, Reference, RootFs,
 };
 use strata_store::{BuildCacheEntry, ImageRecord, LayerRecord, Store};
 
@@ -410,6 +410,12 @@ impl<'a> Builder<'a> {
                     }
                 })?;
                 self.store.unpack_image(&img.record)?;
+                let shown = Reference::parse(name).map_or_else(|_| name.clone(), |r| r.to_string());
+                self.reporter.base_resolved(
+                    stage.index,
+                    &stage.label(None),
+                    &format!("FROM {shown}"),
+                );
                 StageState {
                     config: new_config(img.config),
                     layers: img.record.layers.clone(),
@@ -443,7 +449,7 @@ impl<'a> Builder<'a> {
             .on_build = None;
         for (n, step) in stage.steps.iter().enumerate() {
             let started = Instant::now();
-            if let Err(e) = self.step(s, stage.index, n, step, &mut state) {
+            if let Err(e) = self.step(s, stage, n, step, &mut state) {
                 let exit_code = match &e {
                     BuildError::RunExit { code, .. } => Some(*code),
                     _ => None,
@@ -479,11 +485,12 @@ impl<'a> Builder<'a> {
     fn step(
         &self,
         s: &Session<'_>,
-        stage: usize,
+        plan: &StagePlan,
         n: usize,
         step: &PlannedStep,
         state: &mut StageState,
     ) -> Result<(), BuildError> {
+        let stage = plan.index;
         let content = self.step_content(s, step)?;
         // A RUN without its own --network gets the build's; `none` can change its result.
         let instruction = match (&step.op, s.opts.network) {
@@ -498,7 +505,8 @@ impl<'a> Builder<'a> {
             env: &step.env,
             content: content.as_ref(),
         });
-        self.reporter.step_started(stage, n, &step.text, &key);
+        self.reporter
+            .step_started(stage, n, &plan.label(Some(n)), &step.text, &key);
         if matches!(step.op, Op::Metadata(MetadataOp::Cmd(_))) {
             state.cmd_set = true;
         }

@@ -67,7 +67,7 @@ pub use error::BuildError;
 pub use explain::MissReason;
 pub use op::{
     plan, CopyOp, CopySource, FromOp, HealthSpec, InlineFile, MetadataOp, Op, PlannedStep,
-    RunMountOp, RunOp, StagePlan,
+    RunMountOp, RunOp, StagePlan, StepLabel,
 };
 pub use reporter::{Reporter, SilentReporter, StepFailure};
 pub use run_executor::{OutputSink, RunExecutor, RunMount, RunNetwork, RunOutcome, RunRequest};

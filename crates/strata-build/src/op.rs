@@ -154,12 +154,48 @@ pub struct PlannedStep {
 pub struct StagePlan {
     pub index: usize,
     pub name: Option<String>,
+    /// How BuildKit names the stage in progress lines: its `AS` name or `stage-N`, and only
+    /// when the Dockerfile has several stages.
+    pub display_name: Option<String>,
     pub from: FromOp,
     /// `FROM --platform=`, expanded.
     pub platform: Option<String>,
     /// Line of the FROM instruction.
     pub line: usize,
     pub steps: Vec<PlannedStep>,
+}
+
+impl StagePlan {
+    /// BuildKit's `[name i/total]` for the stage's steps: the FROM of an image is step 1
+    /// (scratch and an earlier stage are not steps of their own).
+    pub fn label(&self, step: Option<usize>) -> StepLabel<'_> {
+        let from = usize::from(matches!(self.from, FromOp::Image(_)));
+        StepLabel {
+            stage: self.display_name.as_deref(),
+            index: step.map_or(1, |n| n + 1 + from),
+            total: self.steps.len() + from,
+        }
+    }
+}
+
+/// BuildKit's name of a step in progress output: `[build 2/4]`, or `[ 2/12]` in a one-stage
+/// build (the index padded to the width of the total).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepLabel<'a> {
+    pub stage: Option<&'a str>,
+    /// 1-based.
+    pub index: usize,
+    pub total: usize,
+}
+
+impl std::fmt::Display for StepLabel<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let width = self.total.to_string().len();
+        match self.stage {
+            Some(name) => write!(f, "[{name} {:>width$}/{}]", self.index, self.total),
+            None => write!(f, "[{:>width$}/{}]", self.index, self.total),
+        }
+    }
 }
 
 /// The stages to build, in build order (each after the stages it needs); the last is the target.
@@ -178,9 +214,12 @@ pub fn plan(df: &Dockerfile, resolved: &Resolved) -> Result<Vec<StagePlan>, Buil
             .iter()
             .map(|s| plan_step(df, resolved, i, s))
             .collect::<Result<Vec<_>, _>>()?;
+        let display_name = (resolved.stages.len() > 1)
+            .then(|| stage.name.clone().unwrap_or_else(|| format!("stage-{i}")));
         out.push(StagePlan {
             index: i,
             name: stage.name.clone(),
+            display_name,
             from,
             platform: stage.platform.clone(),
             line,

@@ -6,6 +6,7 @@ use strata_oci::Digest;
 
 use crate::cache_key::CacheKey;
 use crate::explain::MissReason;
+use crate::op::StepLabel;
 
 /// Why a step stopped the build.
 #[derive(Debug, Clone)]
@@ -26,10 +27,24 @@ pub trait Reporter: Send + Sync {
     fn build_started(&self, steps: usize) {
         let _ = steps;
     }
+    /// A stage's `FROM` named an image, now resolved: `text` is BuildKit's
+    /// `FROM docker.io/library/busybox:1.36` (with `@sha256:…` when the image came from a
+    /// registry). It is step 1 of its stage in BuildKit's numbering; it has no step index here.
+    fn base_resolved(&self, stage: usize, label: &StepLabel<'_>, text: &str) {
+        let _ = (stage, label, text);
+    }
     /// A step is about to be looked up in the cache and, on a miss, executed.
-    /// `text` is the instruction as written (its logical line), e.g. `COPY a /b`.
-    fn step_started(&self, stage: usize, step: usize, text: &str, key: &CacheKey) {
-        let _ = (stage, step, text, key);
+    /// `text` is the instruction as written (its logical line), e.g. `COPY a /b`; `label`
+    /// is BuildKit's name for it (`[build 2/4]`).
+    fn step_started(
+        &self,
+        stage: usize,
+        step: usize,
+        label: &StepLabel<'_>,
+        text: &str,
+        key: &CacheKey,
+    ) {
+        let _ = (stage, step, label, text, key);
     }
     /// The step's result came from the build cache; `image_id` is the image of that result.
     fn step_cached(&self, stage: usize, step: usize, image_id: &Digest) {

@@ -79,7 +79,14 @@ pub(crate) struct Recorder {
 }
 
 impl crate::Reporter for Recorder {
-    fn step_started(&self, stage: usize, step: usize, text: &str, _key: &crate::CacheKey) {
+    fn step_started(
+        &self,
+        stage: usize,
+        step: usize,
+        _label: &crate::StepLabel<'_>,
+        text: &str,
+        _key: &crate::CacheKey,
+    ) {
         self.events
             .lock()
             .unwrap()

@@ -364,6 +364,7 @@ fn json_progress_step_images_and_the_last_good_step() {
         kinds,
         [
             "build_start",
+            "base_resolved",
             "step_start",
             "step_done",
             "step_start",
@@ -371,13 +372,18 @@ fn json_progress_step_images_and_the_last_good_step() {
             "build_done"
         ]
     );
-    assert!(ev[1]["cache_key"].as_str().unwrap().starts_with("sha256:"));
-    assert_eq!(ev[1]["text"], "RUN echo one > /one && echo said-one");
-    let final_id = ev[5]["image_id"].as_str().unwrap();
+    // BuildKit's names: the FROM is step 1 of 3, with the normalized image name.
+    assert_eq!(ev[1]["label"], "[1/3]");
+    assert_eq!(ev[1]["text"], "FROM docker.io/library/busybox:local");
+    assert_eq!(ev[2]["label"], "[2/3]");
+    assert!(ev[2]["cache_key"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(ev[2]["text"], "RUN echo one > /one && echo said-one");
+    assert_eq!(ev[4]["label"], "[3/3]");
+    let final_id = ev[6]["image_id"].as_str().unwrap();
     assert_eq!(inspect(&env, "j:1")["Id"], final_id);
     // The last step's image is the result; the first is an intermediate, runnable image.
-    assert_eq!(ev[4]["image_id"], final_id);
-    let first = ev[2]["image_id"].as_str().unwrap().to_string();
+    assert_eq!(ev[5]["image_id"], final_id);
+    let first = ev[3]["image_id"].as_str().unwrap().to_string();
     assert_eq!(
         inspect(&env, &first)["RootFS"]["Layers"]
             .as_array()
@@ -403,8 +409,8 @@ fn json_progress_step_images_and_the_last_good_step() {
         &env.run(&["build", "--progress=json", "-t", "j:1", ctx])
             .stderr,
     );
-    assert_eq!(ev[2]["event"], "step_cached");
-    assert_eq!(ev[2]["image_id"], first.as_str());
+    assert_eq!(ev[3]["event"], "step_cached");
+    assert_eq!(ev[3]["image_id"], first.as_str());
 
     // A failed RUN names its command, exit code, last lines and the last good step.
     std::fs::write(
@@ -777,4 +783,54 @@ fn rmi_of_a_built_image_deletes_its_untagged_step_images() {
     assert_eq!(out.matches("Deleted:").count(), 3, "{out}");
     let left = env.ok(&["images", "-a", "-q", "--no-trunc"]);
     assert_eq!(left.trim(), base.trim(), "only the base is left");
+}
+
+#[test]
+fn plain_progress_names_steps_as_buildkit() {
+    // Docker 20.10's BuildKit printed these names for the same Dockerfile: the FROM of an image
+    // is step 1 of its stage; a stage FROM another stage or scratch starts at its first
+    // instruction; stage names only in multi-stage builds; indexes padded to the total's width.
+    let env = Env::new();
+    env.import_busybox();
+    let dir = context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM busybox:local AS build\nRUN echo a > /a\nFROM build\nRUN echo b\n\
+             FROM scratch\nCOPY --from=1 /a /a\n",
+        )],
+    );
+    let out = env.run(&["build", "--progress=plain", dir.to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    let names: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" ["))
+        .map(|l| l.split_once(' ').unwrap().1)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "[build 1/2] FROM docker.io/library/busybox:local",
+            "[build 2/2] RUN echo a > /a",
+            "[stage-1 1/1] RUN echo b",
+            "[stage-2 1/1] COPY --from=1 /a /a",
+        ],
+        "{text}"
+    );
+    let many: String = (0..10).map(|i| format!("ENV V{i}=1\n")).collect();
+    let dir = context(
+        &env,
+        &[("Dockerfile", format!("FROM busybox:local\n{many}").as_str())],
+    );
+    let out = env.run(&["build", "--progress=plain", dir.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("#1 [ 1/11] FROM docker.io/library/busybox:local\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("] ENV V9=1\n") && text.contains("[11/11] ENV V9=1"),
+        "{text}"
+    );
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use strata_build::{CacheKey, MissReason, Reporter, StepFailure};
+use strata_build::{CacheKey, MissReason, Reporter, StepFailure, StepLabel};
 use strata_oci::Digest;
 
 /// Lines of a running step's output the terminal view shows.
@@ -31,15 +31,23 @@ fn err_line(text: &str) {
     note(text);
 }
 
-/// Numbers steps in the order they start, as BuildKit's `#N`.
+/// Numbers steps in the order they start, as BuildKit's `#N`; a stage's FROM is step `None`.
 #[derive(Default)]
-struct Numbers(Mutex<BTreeMap<(usize, usize), usize>>);
+struct Numbers(Mutex<BTreeMap<(usize, Option<usize>), usize>>);
 
 impl Numbers {
     fn of(&self, stage: usize, step: usize) -> usize {
+        self.number((stage, Some(step)))
+    }
+
+    fn of_base(&self, stage: usize) -> usize {
+        self.number((stage, None))
+    }
+
+    fn number(&self, key: (usize, Option<usize>)) -> usize {
         let mut map = lock(&self.0);
         let next = map.len() + 1;
-        *map.entry((stage, step)).or_insert(next)
+        *map.entry(key).or_insert(next)
     }
 }
 
@@ -62,9 +70,22 @@ impl Plain {
 }
 
 impl Reporter for Plain {
-    fn step_started(&self, stage: usize, step: usize, text: &str, _key: &CacheKey) {
+    fn base_resolved(&self, stage: usize, label: &StepLabel<'_>, text: &str) {
+        let n = self.numbers.of_base(stage);
+        err_line(&format!("#{n} {label} {text}"));
+        err_line(&format!("#{n} CACHED"));
+    }
+
+    fn step_started(
+        &self,
+        stage: usize,
+        step: usize,
+        label: &StepLabel<'_>,
+        text: &str,
+        _key: &CacheKey,
+    ) {
         let n = self.numbers.of(stage, step);
-        err_line(&format!("#{n} [stage-{stage} {step}] {text}"));
+        err_line(&format!("#{n} {label} {text}"));
     }
 
     fn step_cached(&self, stage: usize, step: usize, image_id: &Digest) {
@@ -148,11 +169,28 @@ impl Reporter for Json {
         self.emit(json!({ "event": "build_start", "steps": steps }));
     }
 
-    fn step_started(&self, stage: usize, step: usize, text: &str, key: &CacheKey) {
+    fn base_resolved(&self, stage: usize, label: &StepLabel<'_>, text: &str) {
+        self.emit(json!({
+            "event": "base_resolved",
+            "number": self.numbers.of_base(stage),
+            "stage": stage,
+            "label": label.to_string(),
+            "text": text,
+        }));
+    }
+
+    fn step_started(
+        &self,
+        stage: usize,
+        step: usize,
+        label: &StepLabel<'_>,
+        text: &str,
+        key: &CacheKey,
+    ) {
         let base = self.step("step_start", stage, step);
         self.emit(Json::with(
             base,
-            json!({ "text": text, "cache_key": key.to_string() }),
+            json!({ "label": label.to_string(), "text": text, "cache_key": key.to_string() }),
         ));
     }
 
@@ -340,14 +378,26 @@ fn terminal_width() -> usize {
 }
 
 impl Reporter for Tty {
-    fn step_started(&self, stage: usize, step: usize, text: &str, _key: &CacheKey) {
+    fn base_resolved(&self, stage: usize, label: &StepLabel<'_>, text: &str) {
+        let n = self.numbers.of_base(stage);
+        self.record(format!("=> #{n} {label} {text}"));
+    }
+
+    fn step_started(
+        &self,
+        stage: usize,
+        step: usize,
+        label: &StepLabel<'_>,
+        text: &str,
+        _key: &CacheKey,
+    ) {
         let number = self.numbers.of(stage, step);
         let mut st = lock(&self.state.0);
         st.running.insert(
             (stage, step),
             Running {
                 number,
-                text: text.to_string(),
+                text: format!("{label} {text}"),
                 started: Instant::now(),
                 log: Vec::new(),
             },
