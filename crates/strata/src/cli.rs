@@ -110,6 +110,14 @@ pub(crate) enum Command {
     /// Manage the build cache
     #[command(subcommand)]
     Builder(BuilderCommand),
+    /// Show the strata version information
+    Version(VersionArgs),
+    /// Display system-wide information (store, driver, counts, cgroups, runtime, network)
+    Info(InfoArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completion(CompletionArgs),
+    /// Write man pages for strata and every command into a directory
+    Man(ManArgs),
 }
 
 #[derive(Subcommand)]
@@ -160,6 +168,32 @@ pub(crate) enum ContainerCommand {
     Cp(CpArgs),
     /// Display the running processes of a container
     Top(TopArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct VersionArgs {
+    /// Format the output: json, or a Go-style template such as '{{.Client.Version}}'
+    #[arg(short, long)]
+    pub(crate) format: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct InfoArgs {
+    /// Format the output: json, or a Go-style template such as '{{.Driver}}'
+    #[arg(short, long)]
+    pub(crate) format: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct CompletionArgs {
+    /// The shell to complete for
+    pub(crate) shell: clap_complete::Shell,
+}
+
+#[derive(Args)]
+pub(crate) struct ManArgs {
+    /// Directory the pages are written to (created if missing), e.g. /usr/local/share/man/man1
+    pub(crate) dir: PathBuf,
 }
 
 #[derive(Subcommand)]

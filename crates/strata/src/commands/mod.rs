@@ -3,6 +3,7 @@
 mod build;
 mod build_io;
 mod build_progress;
+mod completion;
 mod container;
 mod container_fs;
 mod dockerfile;
@@ -21,6 +22,7 @@ mod run;
 mod save;
 mod system;
 mod tag;
+mod version;
 mod volume;
 
 use std::process::ExitCode;
@@ -50,6 +52,10 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::System(SystemCommand::Prune(a)) => prune::system(g, a),
         Command::Dockerfile(DockerfileCommand::Parse(a)) => dockerfile::parse(a),
         Command::Lint(a) => lint::run(a),
+        Command::Version(a) => version::version(a),
+        Command::Info(a) => version::info(g, a),
+        Command::Completion(a) => completion::completion(a),
+        Command::Man(a) => completion::man(a),
         Command::Build(a) => build::run(g, a),
         Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => run::run(g, a),
         Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {
