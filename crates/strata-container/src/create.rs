@@ -14,7 +14,7 @@ use crate::record::{
     to_json, Container, ContainerConfig, ContainerPaths, ContainerState, MountSpec, NetworkMode,
     PortBinding, ResourceLimits, RestartPolicy,
 };
-use crate::volume::{ensure_volume, validate_volume_name};
+use crate::volume::{ensure_volume, remove_volume, validate_volume_name};
 
 /// What the user asked for (`strata create`/`run` flags), before the image's defaults apply.
 #[derive(Debug, Clone, Default)]
@@ -127,7 +127,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
 
     let mut mounts = Vec::new();
     for value in &opts.volumes {
-        mounts.push(parse_volume(store, value)?);
+        mounts.push(parse_volume(value)?);
     }
     // Image VOLUMEs not covered by -v get anonymous volumes, as in Docker.
     for destination in defaults.volumes.iter().flat_map(|v| v.keys()) {
@@ -135,10 +135,8 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
             .iter()
             .any(|m| m.destination() == destination.as_str())
         {
-            let name = random_id()?;
-            ensure_volume(store, &name)?;
             mounts.push(MountSpec::Volume {
-                name,
+                name: random_id()?,
                 destination: destination.clone(),
                 readonly: false,
                 anonymous: true,
@@ -188,14 +186,26 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
         });
     }
 
+    // Everything is validated: only now touch the disk, and undo it if the record fails.
+    create_mount_sources(store, &config.mounts)?;
     let dir = store.container_dir(&id);
     let paths = ContainerPaths::new(&dir);
-    for d in [&paths.upper, &paths.work, &paths.rootfs, &paths.runtime] {
-        std::fs::create_dir_all(d).map_err(ContainerError::io("creating", d))?;
-    }
-    let recorded = record(store, &id, opts.name.as_deref(), &config);
+    let recorded = [&paths.upper, &paths.work, &paths.rootfs, &paths.runtime]
+        .into_iter()
+        .try_for_each(|d| std::fs::create_dir_all(d).map_err(ContainerError::io("creating", d)))
+        .and_then(|()| record(store, &id, opts.name.as_deref(), &config));
     if recorded.is_err() {
         let _ = std::fs::remove_dir_all(&dir);
+        for mount in &config.mounts {
+            if let MountSpec::Volume {
+                name,
+                anonymous: true,
+                ..
+            } = mount
+            {
+                let _ = remove_volume(store, name);
+            }
+        }
     }
     let (name, created) = recorded?;
     Ok(Container {
@@ -257,8 +267,24 @@ fn merge_env(image: &[String], user: &[String]) -> Vec<String> {
     out
 }
 
-/// `-v /host:/ctr[:ro]`, `-v name:/ctr[:ro]`, `-v /ctr` (anonymous).
-fn parse_volume(store: &Store, value: &str) -> Result<MountSpec, ContainerError> {
+/// Docker creates a missing host directory of `-v` and a missing named volume when the
+/// container is created.
+fn create_mount_sources(store: &Store, mounts: &[MountSpec]) -> Result<(), ContainerError> {
+    for mount in mounts {
+        match mount {
+            MountSpec::Bind { source, .. } => std::fs::create_dir_all(source)
+                .map_err(ContainerError::io("creating bind source", source))?,
+            MountSpec::Volume { name, .. } => {
+                ensure_volume(store, name)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `-v /host:/ctr[:ro]`, `-v name:/ctr[:ro]`, `-v /ctr` (anonymous); checks only, nothing
+/// is created here.
+fn parse_volume(value: &str) -> Result<MountSpec, ContainerError> {
     let bad = |reason: &str| ContainerError::InvalidOption {
         option: "--volume",
         value: value.to_owned(),
@@ -292,23 +318,16 @@ fn parse_volume(store: &Store, value: &str) -> Result<MountSpec, ContainerError>
         destination
     };
     match source {
-        Some(src) if src.starts_with('/') => {
-            let source = PathBuf::from(src);
-            // Docker creates a missing host directory for -v.
-            std::fs::create_dir_all(&source)
-                .map_err(ContainerError::io("creating bind source", &source))?;
-            Ok(MountSpec::Bind {
-                source,
-                destination,
-                readonly,
-            })
-        }
+        Some(src) if src.starts_with('/') => Ok(MountSpec::Bind {
+            source: PathBuf::from(src),
+            destination,
+            readonly,
+        }),
         Some(name) => {
             if name.starts_with('.') || name.contains('/') {
                 return Err(bad("a bind-mount source must be an absolute path"));
             }
             validate_volume_name(name)?;
-            ensure_volume(store, name)?;
             Ok(MountSpec::Volume {
                 name: name.to_owned(),
                 destination,
@@ -316,16 +335,12 @@ fn parse_volume(store: &Store, value: &str) -> Result<MountSpec, ContainerError>
                 anonymous: false,
             })
         }
-        None => {
-            let name = random_id()?;
-            ensure_volume(store, &name)?;
-            Ok(MountSpec::Volume {
-                name,
-                destination,
-                readonly,
-                anonymous: true,
-            })
-        }
+        None => Ok(MountSpec::Volume {
+            name: random_id()?,
+            destination,
+            readonly,
+            anonymous: true,
+        }),
     }
 }
 

@@ -560,3 +560,37 @@ fn words_after_the_image_belong_to_the_container() {
     );
     env.ok(&["rm", "-f", "e"]);
 }
+
+#[test]
+fn a_refused_create_leaves_no_volume_or_directory_behind() {
+    let env = Env::new();
+    env.import_busybox();
+    let dir = env.path("vol-image");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), "FROM busybox:local\nVOLUME /data\n").unwrap();
+    env.ok(&["build", "-q", "-t", "withvol", dir.to_str().unwrap()]);
+    let bind = env.path("never-created");
+    let bind_arg = format!("{}:/b", bind.display());
+    assert!(env
+        .fails(&["create", "-w", "rel", "-v", &bind_arg, "-v", "/anon", "withvol"])
+        .contains("absolute"));
+    env.ok(&["create", "--name", "taken", "withvol"]);
+    let volumes = env.ok(&["volume", "ls", "-q"]);
+    assert!(env
+        .fails(&["create", "--name", "taken", "-v", "/anon", "withvol"])
+        .contains("already in use"));
+    assert_eq!(
+        env.ok(&["volume", "ls", "-q"]),
+        volumes,
+        "only taken's volume"
+    );
+    assert_eq!(volumes.lines().count(), 1);
+    assert!(
+        !bind.exists(),
+        "the bind source of a refused create is not made"
+    );
+    let containers = std::fs::read_dir(env.root().join("containers"))
+        .unwrap()
+        .count();
+    assert_eq!(containers, 1);
+}

@@ -8,7 +8,11 @@ use common::Env;
 #[test]
 fn version_and_info_answer_docker_style_format_strings() {
     let env = Env::new();
-    let v = env.ok(&["version", "--format", "{{.Client.Version}} {{.Server.Version}}"]);
+    let v = env.ok(&[
+        "version",
+        "--format",
+        "{{.Client.Version}} {{.Server.Version}}",
+    ]);
     let want = env!("CARGO_PKG_VERSION");
     assert_eq!(v, format!("{want} {want}\n"));
     let json: serde_json::Value =
@@ -33,7 +37,11 @@ fn version_and_info_answer_docker_style_format_strings() {
         "{info}"
     );
     let text = env.ok(&["info"]);
-    for field in ["Storage Driver: overlay", "Cgroup Version:", "Network Backend: pasta"] {
+    for field in [
+        "Storage Driver: overlay",
+        "Cgroup Version:",
+        "Network Backend: pasta",
+    ] {
         assert!(text.contains(field), "{field} missing from {text}");
     }
     assert!(env
@@ -45,16 +53,31 @@ fn version_and_info_answer_docker_style_format_strings() {
 fn completions_and_man_pages_cover_the_commands() {
     let env = Env::new();
     let bash = env.ok(&["completion", "bash"]);
-    assert!(bash.contains("complete -F _strata") && bash.contains("--publish"), "bash");
-    assert!(env.ok(&["completion", "zsh"]).starts_with("#compdef strata"));
-    assert!(env.ok(&["completion", "fish"]).contains("complete -c strata"));
+    assert!(
+        bash.contains("complete -F _strata") && bash.contains("--publish"),
+        "bash"
+    );
+    assert!(env
+        .ok(&["completion", "zsh"])
+        .starts_with("#compdef strata"));
+    assert!(env
+        .ok(&["completion", "fish"])
+        .contains("complete -c strata"));
     assert!(env.fails(&["completion", "tcsh"]).contains("invalid value"));
     let dir = env.path("man1");
     env.ok(&["man", dir.to_str().unwrap()]);
-    for page in ["strata.1", "strata-run.1", "strata-image-ls.1", "strata-builder-prune.1"] {
+    for page in [
+        "strata.1",
+        "strata-run.1",
+        "strata-image-ls.1",
+        "strata-builder-prune.1",
+    ] {
         let text = std::fs::read_to_string(dir.join(page)).unwrap();
         assert!(text.starts_with(".ie \\n(.g .ds Aq"), "{page} is roff");
     }
     let run = std::fs::read_to_string(dir.join("strata-run.1")).unwrap();
-    assert!(run.contains("strata run") && run.contains("publish"), "{run}");
+    assert!(
+        run.contains("strata run") && run.contains("publish"),
+        "{run}"
+    );
 }

@@ -3,6 +3,7 @@
 //! written out with `-o`; `--check` lints instead of building.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use strata_build::{BuildError, BuildOptions, Builder, Reporter, RunNetwork, RuntimeExecutor};
@@ -154,8 +155,7 @@ enum ProgressView {
 
 impl ProgressView {
     fn new(mode: Progress) -> ProgressView {
-        // SAFETY: isatty only inspects the file descriptor.
-        let terminal = unsafe { libc::isatty(2) } == 1;
+        let terminal = std::io::stderr().is_terminal();
         match mode {
             Progress::Quiet => ProgressView::Quiet,
             Progress::Json => ProgressView::Json(Json::default()),

@@ -1,5 +1,6 @@
 //! `strata load [-i FILE]`: prints `Loaded image: NAME` per tag, `Loaded image ID: ID` otherwise.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use strata_image::load_archive;
@@ -16,8 +17,7 @@ pub(crate) fn run(g: &GlobalOptions, a: LoadArgs) -> Result<ExitCode, Failure> {
             load_archive(&store, file).context(format!("loading {}", path.display()))?
         }
         None => {
-            // SAFETY: isatty only inspects the file descriptor.
-            if unsafe { libc::isatty(0) } == 1 {
+            if std::io::stdin().is_terminal() {
                 return Err(
                     Failure::new("requested load from stdin, but stdin is a terminal")
                         .with_hint("use -i FILE or pipe an archive in: strata load < image.tar"),
