@@ -9,6 +9,7 @@ use strata_image::resolve_image;
 use strata_store::{ContainerRow, Store, StoreError};
 
 use crate::error::ContainerError;
+use crate::log::LogConfig;
 use crate::names::{generated_name, random_id, validate_name};
 use crate::record::{
     to_json, Container, ContainerConfig, ContainerPaths, ContainerState, MountSpec, NetworkMode,
@@ -48,6 +49,8 @@ pub struct CreateOptions {
     pub stop_timeout: Option<i64>,
     /// `--init`: run the command under strata's init, which forwards signals and reaps zombies.
     pub init: bool,
+    /// `--log-driver` / `--log-opt` (see [`LogConfig::from_options`]).
+    pub log: LogConfig,
 }
 
 /// Records a new container made from `opts.image`.
@@ -177,6 +180,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
         stop_timeout: opts.stop_timeout.or(defaults.stop_timeout),
         exposed_ports,
         init: opts.init,
+        log: opts.log,
     };
     if !config.working_dir.is_empty() && !config.working_dir.starts_with('/') {
         return Err(ContainerError::InvalidOption {

@@ -131,7 +131,7 @@ pub fn inspect_view(store: &Store, c: &Container) -> Value {
         "ResolvConfPath": paths.runtime.join("etc/resolv.conf"),
         "HostnamePath": paths.runtime.join("etc/hostname"),
         "HostsPath": paths.runtime.join("etc/hosts"),
-        "LogPath": paths.log,
+        "LogPath": if cfg.log.enabled { json!(paths.log) } else { json!("") },
         "Name": format!("/{}", c.name),
         "RestartCount": st.restart_count,
         "Driver": store.driver().as_str(),
@@ -154,6 +154,7 @@ pub fn inspect_view(store: &Store, c: &Container) -> Value {
             "PidsLimit": cfg.limits.pids,
             // Docker writes null when --init was not given.
             "Init": if cfg.init { Value::Bool(true) } else { Value::Null },
+            "LogConfig": log_config(&cfg.log),
         },
         "GraphDriver": {
             "Name": store.driver().as_str(),
@@ -189,4 +190,17 @@ pub fn inspect_view(store: &Store, c: &Container) -> Value {
             "Ports": bound,
         },
     })
+}
+
+/// Docker's `HostConfig.LogConfig`: the driver and the options in force, as strings.
+fn log_config(log: &crate::log::LogConfig) -> Value {
+    if !log.enabled {
+        return json!({ "Type": "none", "Config": {} });
+    }
+    let mut config = serde_json::Map::new();
+    if log.max_size > 0 {
+        config.insert("max-size".into(), json!(log.max_size.to_string()));
+        config.insert("max-file".into(), json!(log.max_file.to_string()));
+    }
+    json!({ "Type": "json-file", "Config": config })
 }

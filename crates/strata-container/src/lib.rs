@@ -29,6 +29,7 @@ mod init;
 mod inspect;
 mod lifecycle;
 mod log;
+mod log_options;
 mod monitor;
 mod names;
 mod network;
@@ -52,7 +53,11 @@ pub use lifecycle::{
     exec_monitor, kill, list, lookup, monitor_alive, monitor_command, parse_signal, prune, reload,
     remove, start, stop, wait, MonitorRequest, MONITOR_ENV,
 };
-pub use log::{read_log, LogEntry, LogOptions, LogStream};
+pub use log::{read_log, LogConfig, LogEntry, LogOptions, LogSink, LogStream};
+pub use log_options::{
+    default_log_config, parse_ram_size, validate_log_setting, LOG_MAX_FILE_SETTING,
+    LOG_MAX_SIZE_SETTING,
+};
 pub use monitor::run_monitor;
 pub use names::random_id;
 pub use record::{

@@ -189,7 +189,7 @@ pub fn start(store: &Store, container: &Container, program: &Path) -> Result<(),
         s.stop_requested = false;
         s.error.clear();
     })?;
-    let monitor_log = container.dir.join("monitor.log");
+    let monitor_log = paths.monitor_log.clone();
     let stderr = File::options()
         .create(true)
         .append(true)

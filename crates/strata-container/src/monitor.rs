@@ -23,7 +23,7 @@ use strata_store::{Store, StoreOptions};
 use crate::error::ContainerError;
 use crate::init::{init_args, init_mount, installed_init};
 use crate::lifecycle::{purge, reload, update_state, MonitorRequest, MONITOR_ENV};
-use crate::log::{LogStream, LogWriter};
+use crate::log::{LogPause, LogStream, LogWriter};
 use crate::network::runtime_network;
 use crate::record::{now_rfc3339, Container, MountSpec, Status};
 use crate::rootfs::mkdir_in_root;
@@ -100,7 +100,7 @@ fn run_loop(
     update_state(store, &c.id, |s| {
         s.monitor_pid = std::process::id() as i32;
     })?;
-    let mut log = LogWriter::open(&paths.log)?;
+    let mut log = LogWriter::open(&paths.log, c.config.log)?;
     let mut code;
     loop {
         let spec = container_spec(store, c, rootfs, attach)?;
@@ -109,12 +109,15 @@ fn run_loop(
             store,
             id: &c.id,
             log: &mut log,
+            monitor_log: &paths.monitor_log,
             attach,
             error: None,
         };
         let outcome = run_observed(&spec, &mut observer);
         let record_error = observer.error.take();
-        let _ = log.flush_partial();
+        if let Ok(Some(pause)) = log.flush_partial() {
+            note_log_pause(&paths.monitor_log, &pause);
+        }
         let (status_code, error) = match outcome {
             Ok(status) => (status.code(), String::new()),
             Err(e) => (e.exit_code(), crate::error_chain(&e)),
@@ -273,6 +276,7 @@ struct MonitorObserver<'a> {
     store: &'a Store,
     id: &'a str,
     log: &'a mut LogWriter,
+    monitor_log: &'a Path,
     attach: bool,
     /// A failure to record state or write the log: reported after the run.
     error: Option<ContainerError>,
@@ -304,8 +308,12 @@ impl RunObserver for MonitorObserver<'_> {
             OutputStream::Stdout => LogStream::Stdout,
             OutputStream::Stderr => LogStream::Stderr,
         };
-        if let Err(e) = self.log.write(stream, bytes) {
-            self.error.get_or_insert(e);
+        match self.log.write(stream, bytes) {
+            Ok(Some(pause)) => note_log_pause(self.monitor_log, &pause),
+            Ok(None) => {}
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
         }
         if self.attach {
             use std::io::Write;
@@ -321,6 +329,29 @@ impl RunObserver for MonitorObserver<'_> {
                 }
             };
         }
+    }
+}
+
+/// A full disk paused the container's log, or writing works again: said in `monitor.log`
+/// (best effort: the disk may still be full), and in the log itself once it is back.
+fn note_log_pause(monitor_log: &Path, pause: &LogPause) {
+    use std::io::Write;
+    let line = match pause {
+        LogPause::Started => format!(
+            "{} container log paused: no space left on device; output is dropped until space is free\n",
+            now_rfc3339()
+        ),
+        LogPause::Ended { dropped } => format!(
+            "{} container log resumed: {dropped} bytes of output were dropped while the disk was full\n",
+            now_rfc3339()
+        ),
+    };
+    if let Ok(mut f) = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(monitor_log)
+    {
+        let _ = f.write_all(line.as_bytes());
     }
 }
 

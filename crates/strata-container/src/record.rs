@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::log::LogConfig;
 use strata_oci::Digest;
 use strata_store::{ContainerRow, Store};
 
@@ -211,6 +213,9 @@ pub struct ContainerConfig {
     /// Absent in records written before the flag existed.
     #[serde(default)]
     pub init: bool,
+    /// `--log-driver` / `--log-opt`; records written before rotation existed get the default cap.
+    #[serde(default)]
+    pub log: LogConfig,
 }
 
 impl ContainerConfig {
@@ -321,6 +326,8 @@ pub struct ContainerPaths {
     pub log: PathBuf,
     /// Held (flock) by the monitor for its whole life: free lock = no monitor.
     pub monitor_lock: PathBuf,
+    /// A detached monitor's stderr and its notes (e.g. a log paused by a full disk).
+    pub monitor_log: PathBuf,
 }
 
 impl ContainerPaths {
@@ -342,6 +349,7 @@ impl ContainerPaths {
             runtime: dir.join("runtime"),
             log: dir.join("container.log"),
             monitor_lock: dir.join("monitor.lock"),
+            monitor_log: dir.join("monitor.log"),
         }
     }
 }

@@ -266,6 +266,35 @@ impl Db {
         })
     }
 
+    pub(crate) fn set_setting(&self, key: &str, value: Option<&str>) -> Result<(), StoreError> {
+        self.write("writing settings", |tx| {
+            let e = self.sql_err("writing settings");
+            match value {
+                Some(v) => tx.execute(
+                    "INSERT INTO settings (key, value) VALUES (?1, ?2) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [key, v],
+                ),
+                None => tx.execute("DELETE FROM settings WHERE key = ?1", [key]),
+            }
+            .map_err(&e)?;
+            Ok(())
+        })
+    }
+
+    pub(crate) fn settings(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.read("reading settings", |tx| {
+            let e = self.sql_err("reading settings");
+            let mut stmt = tx
+                .prepare("SELECT key, value FROM settings ORDER BY key")
+                .map_err(&e)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(&e)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(&e)
+        })
+    }
+
     /// Sets `key` only if unset; returns the value that holds afterwards (first writer wins).
     pub(crate) fn setting_init(&self, key: &str, value: &str) -> Result<String, StoreError> {
         self.write("writing settings", |tx| {

@@ -104,6 +104,21 @@ impl Store {
         &self.content
     }
 
+    /// A store-wide setting (`strata system config`); the store gives them no meaning.
+    pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.db.setting(key)
+    }
+
+    /// Sets (`Some`) or removes (`None`) a store-wide setting.
+    pub fn set_setting(&self, key: &str, value: Option<&str>) -> Result<(), StoreError> {
+        self.db.set_setting(key, value)
+    }
+
+    /// Every store-wide setting, by key.
+    pub fn settings(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.db.settings()
+    }
+
     pub fn snapshotter(&self) -> &dyn Snapshotter {
         self.snapshotter.as_ref()
     }

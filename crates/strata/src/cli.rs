@@ -227,6 +227,19 @@ pub(crate) enum SystemCommand {
     Check,
     /// Remove unused data: dangling images (all unused with -a) and unreferenced blobs and snapshots
     Prune(PruneArgs),
+    /// Show or change store-wide settings (log-max-size, log-max-file: new containers' log rotation)
+    Config(ConfigArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct ConfigArgs {
+    /// The setting to show or change; all settings when omitted
+    pub(crate) key: Option<String>,
+    /// The new value (e.g. 50m for log-max-size, 3 for log-max-file)
+    pub(crate) value: Option<String>,
+    /// Remove the setting (back to the default)
+    #[arg(long, conflicts_with = "value")]
+    pub(crate) unset: bool,
 }
 
 #[derive(Subcommand)]

@@ -64,6 +64,12 @@ pub(crate) struct ContainerOptions {
     /// Run an init inside the container that forwards signals and reaps processes
     #[arg(long)]
     pub(crate) init: bool,
+    /// Logging driver: json-file (default) or none
+    #[arg(long = "log-driver")]
+    pub(crate) log_driver: Option<String>,
+    /// Log driver options: max-size=SIZE (e.g. 10m, -1 for no limit), max-file=N
+    #[arg(long = "log-opt")]
+    pub(crate) log_opt: Vec<String>,
     /// Restart policy: no, always, unless-stopped, on-failure[:max-retries]
     #[arg(long, default_value = "no")]
     pub(crate) restart: String,

@@ -8,7 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::Env;
+use common::{inspect, Env};
 
 /// A busybox image whose command serves `Hello $WHO` over HTTP on 8080 (the seed walkthrough).
 fn hello_image(env: &Env) {
@@ -593,4 +593,110 @@ fn a_refused_create_leaves_no_volume_or_directory_behind() {
         .unwrap()
         .count();
     assert_eq!(containers, 1);
+}
+
+#[test]
+fn logs_rotate_stream_and_follow_stops_with_its_reader() {
+    let env = Env::new();
+    env.import_busybox();
+    // 3,000 numbered lines into a log capped at 4 KiB × 3 files.
+    env.ok(&[
+        "run",
+        "--name",
+        "chatty",
+        "--log-opt",
+        "max-size=4k",
+        "--log-opt",
+        "max-file=3",
+        "busybox:local",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 3000 ]; do echo line $i; i=$((i+1)); done",
+    ]);
+    let id = inspect(&env, "chatty")["Id"].as_str().unwrap().to_owned();
+    let dir = env.root().join("containers").join(&id);
+    let log = dir.join("container.log");
+    for n in ["", ".1", ".2"] {
+        let file = dir.join(format!("container.log{n}"));
+        assert!(std::fs::metadata(&file).unwrap().len() <= 4096, "{n}");
+    }
+    assert!(!dir.join("container.log.3").exists());
+    let all = env.ok(&["logs", "chatty"]);
+    assert!(all.ends_with("line 2999\n"), "{all}");
+    let first: u32 = all.lines().next().unwrap()[5..].parse().unwrap();
+    assert!(first > 2700, "older lines rotated away: {first}");
+    assert_eq!(all.lines().count() as u32, 3000 - first);
+    assert_eq!(
+        env.ok(&["logs", "--tail", "3", "chatty"]),
+        "line 2997\nline 2998\nline 2999\n"
+    );
+    let inspected = inspect(&env, "chatty");
+    assert_eq!(inspected["HostConfig"]["LogConfig"]["Type"], "json-file");
+    assert_eq!(
+        inspected["HostConfig"]["LogConfig"]["Config"]["max-file"],
+        "3"
+    );
+    assert_eq!(inspected["LogPath"], log.to_str().unwrap());
+
+    // `logs -f | head -1` ends while the container still runs.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "busybox:local",
+        "sh",
+        "-c",
+        "while true; do echo tick; sleep 0.1; done",
+    ]);
+    let mut follow = env
+        .cmd(&["logs", "-f", "ticker"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first_line = [0u8; 5];
+    follow
+        .stdout
+        .take()
+        .unwrap()
+        .read_exact(&mut first_line)
+        .unwrap();
+    // The pipe is closed now (dropped): the follower must notice on its next write.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = follow.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "logs -f kept running after its reader left"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(&first_line, b"tick\n");
+    env.ok(&["rm", "-f", "ticker"]);
+
+    // --log-driver none keeps nothing, and says so.
+    env.ok(&[
+        "run",
+        "--name",
+        "quiet",
+        "--log-driver",
+        "none",
+        "busybox:local",
+        "echo",
+        "hi",
+    ]);
+    assert!(env.fails(&["logs", "quiet"]).contains("--log-driver none"));
+    assert_eq!(
+        inspect(&env, "quiet")["HostConfig"]["LogConfig"]["Type"],
+        "none"
+    );
+    assert!(env
+        .fails(&["create", "--log-opt", "max-size=huge", "busybox:local"])
+        .contains("max-size"));
+    assert!(env
+        .fails(&["create", "--log-driver", "syslog", "busybox:local"])
+        .contains("json-file"));
 }

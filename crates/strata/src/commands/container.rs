@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use strata_container::{
     exec_monitor, kill, lookup, monitor_alive, monitor_command, parse_signal, prune, read_log,
-    remove, start, stop, wait, Container, LogOptions, LogStream,
+    remove, start, stop, wait, Container, LogOptions, LogSink, LogStream,
 };
 use strata_store::Store;
 
@@ -150,6 +150,12 @@ fn confirm(warning: &str) -> Result<bool, Failure> {
 pub(crate) fn logs_cmd(g: &GlobalOptions, a: LogsArgs) -> Result<ExitCode, Failure> {
     let store = super::open_store(g)?;
     let c = lookup(&store, &a.container)?;
+    if !c.config.log.enabled {
+        return Err(Failure::new(format!(
+            "container {} was created with --log-driver none: there are no logs to read",
+            c.name
+        )));
+    }
     let tail = match a.tail.as_str() {
         "all" | "-1" => None,
         n => Some(n.parse::<usize>().map_err(|_| {
@@ -164,16 +170,38 @@ pub(crate) fn logs_cmd(g: &GlobalOptions, a: LogsArgs) -> Result<ExitCode, Failu
         follow: a.follow,
     };
     let lock = c.paths().monitor_lock;
-    let mut stdout = std::io::stdout().lock();
-    let mut stderr = std::io::stderr();
+    let mut sink = StdStreams {
+        stdout: std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock()),
+        stderr: std::io::stderr(),
+    };
     read_log(
         &c.paths().log,
         opts,
         &mut || monitor_alive(&lock),
-        &mut |stream, bytes| match stream {
-            LogStream::Stdout => stdout.write_all(bytes).and_then(|()| stdout.flush()),
-            LogStream::Stderr => stderr.write_all(bytes),
-        },
+        &mut sink,
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `logs` output: the container's stdout entries to ours (buffered), its stderr to ours.
+struct StdStreams<'a> {
+    stdout: std::io::BufWriter<std::io::StdoutLock<'a>>,
+    stderr: std::io::Stderr,
+}
+
+impl LogSink for StdStreams<'_> {
+    fn write(&mut self, stream: LogStream, bytes: &[u8]) -> std::io::Result<()> {
+        match stream {
+            LogStream::Stdout => self.stdout.write_all(bytes),
+            // Unbuffered, so a flush of stdout first keeps the two streams' order.
+            LogStream::Stderr => self
+                .stdout
+                .flush()
+                .and_then(|()| self.stderr.write_all(bytes)),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.stdout.flush()
+    }
 }

@@ -49,6 +49,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Image(ImageCommand::Prune(a)) => prune::images(g, a),
         Command::System(SystemCommand::Df(a)) => system::df(g, a),
         Command::System(SystemCommand::Check) => system::check(g),
+        Command::System(SystemCommand::Config(a)) => system::config(g, a),
         Command::System(SystemCommand::Prune(a)) => prune::system(g, a),
         Command::Dockerfile(DockerfileCommand::Parse(a)) => dockerfile::parse(a),
         Command::Lint(a) => lint::run(a),

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use strata_container::{
-    create, exec_monitor, monitor_command, start, Container, ContainerError, CreateOptions,
-    NetworkMode, PortBinding, ResourceLimits, RestartPolicy,
+    create, default_log_config, exec_monitor, monitor_command, parse_ram_size, start, Container,
+    ContainerError, CreateOptions, LogConfig, NetworkMode, PortBinding, ResourceLimits,
+    RestartPolicy,
 };
 use strata_oci::Platform;
 use strata_store::Store;
@@ -50,7 +51,10 @@ fn create_from(
     image: String,
     command: Vec<String>,
 ) -> Result<Container, Failure> {
-    let opts = create_options(o, image, command).map_err(as_125)?;
+    let log_defaults = default_log_config(store).map_err(|e| as_125(Failure::from(e)))?;
+    let log = LogConfig::from_options(o.log_driver.as_deref(), &o.log_opt, log_defaults)
+        .map_err(|e| as_125(Failure::from(e)))?;
+    let opts = create_options(o, image, command, log).map_err(as_125)?;
     create(store, &opts).map_err(|e| as_125(Failure::from(e)))
 }
 
@@ -80,6 +84,7 @@ fn create_options(
     o: &ContainerOptions,
     image: String,
     command: Vec<String>,
+    log: LogConfig,
 ) -> Result<CreateOptions, Failure> {
     if let Some(p) = &o.platform {
         let host = Platform::host();
@@ -143,6 +148,7 @@ fn create_options(
         stop_signal: o.stop_signal.clone(),
         stop_timeout: o.stop_timeout,
         init: o.init,
+        log,
     })
 }
 
@@ -181,41 +187,20 @@ fn read_env_file(path: &PathBuf) -> Result<Vec<String>, Failure> {
     Ok(env)
 }
 
-/// `512m`, `1g`, `100000` (bytes), as Docker's RAMInBytes: 1024-based units b k m g t p.
+/// `512m`, `1g`, `100000` (bytes), as Docker's RAMInBytes; at least 6m, as Docker.
 fn parse_memory(text: &str) -> Result<i64, Failure> {
-    let bad = || {
+    let bytes = parse_ram_size(text).ok_or_else(|| {
         Failure::new(format!(
             "invalid --memory value {text:?}: give a number with an optional unit b, k, m or g (e.g. 512m)"
         ))
-    };
-    // Docker's pattern: digits, an optional unit k m g t p, an optional "i" and "b".
-    let lower = text.trim().to_ascii_lowercase();
-    let rest = lower.strip_suffix('b').unwrap_or(&lower);
-    let rest = rest.strip_suffix('i').unwrap_or(rest);
-    let (number, unit) = match rest.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (&rest[..i], &rest[i..]),
-        _ => (rest, ""),
-    };
-    if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return Err(bad());
-    }
-    let value: f64 = number.parse().map_err(|_| bad())?;
-    let multiplier: f64 = match unit {
-        "" => 1.0,
-        "k" => 1024.0,
-        "m" => 1024.0 * 1024.0,
-        "g" => 1024.0 * 1024.0 * 1024.0,
-        "t" => 1024f64.powi(4),
-        "p" => 1024f64.powi(5),
-        _ => return Err(bad()),
-    };
-    let bytes = value * multiplier;
-    if bytes.is_nan() || bytes < 6.0 * 1024.0 * 1024.0 || !bytes.is_finite() {
+    })?;
+    if bytes < 6 * 1024 * 1024 {
         return Err(Failure::new(format!(
             "invalid --memory value {text:?}: the minimum memory limit is 6m"
         )));
     }
-    Ok(bytes as i64)
+    i64::try_from(bytes)
+        .map_err(|_| Failure::new(format!("invalid --memory value {text:?}: too large")))
 }
 
 #[cfg(test)]

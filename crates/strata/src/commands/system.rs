@@ -1,8 +1,8 @@
-//! `strata system df` and `strata system check`.
+//! `strata system df`, `strata system check` and `strata system config`.
 
 use std::process::ExitCode;
 
-use crate::cli::{DfArgs, GlobalOptions};
+use crate::cli::{ConfigArgs, DfArgs, GlobalOptions};
 use crate::failure::Failure;
 use crate::render::{human, out, table::Table};
 
@@ -141,4 +141,33 @@ pub(crate) fn check(g: &GlobalOptions) -> Result<ExitCode, Failure> {
     out(&text);
     Err(Failure::new(format!("{} problems found in the store", report.problems.len()))
         .with_hint("`strata system prune` removes leftovers; a corrupt or missing blob needs its image loaded again"))
+}
+
+/// `system config`: every setting as `key=value`; one setting's value; or a change to one.
+pub(crate) fn config(g: &GlobalOptions, a: ConfigArgs) -> Result<ExitCode, Failure> {
+    let store = super::open_store(g)?;
+    let Some(key) = a.key else {
+        let text: String = store
+            .settings()?
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}\n"))
+            .collect();
+        out(&text);
+        return Ok(ExitCode::SUCCESS);
+    };
+    if a.value.is_none() && !a.unset {
+        match store.setting(&key)? {
+            Some(v) => out(&format!("{v}\n")),
+            None => return Err(Failure::new(format!("setting {key} is not set"))),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(value) = &a.value {
+        strata_container::validate_log_setting(&key, value)?;
+    } else {
+        // Only settings strata lets people change can be removed.
+        strata_container::validate_log_setting(&key, "1")?;
+    }
+    store.set_setting(&key, a.value.as_deref())?;
+    Ok(ExitCode::SUCCESS)
 }
