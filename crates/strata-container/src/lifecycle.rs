@@ -143,7 +143,7 @@ pub fn monitor_alive(lock: &Path) -> bool {
 pub(crate) fn update_state(
     store: &Store,
     id: &str,
-    change: impl FnOnce(&mut ContainerState),
+    mut change: impl FnMut(&mut ContainerState),
 ) -> Result<Option<ContainerState>, ContainerError> {
     let updated = store.update_container_state(id, |json| {
         let mut state: ContainerState =

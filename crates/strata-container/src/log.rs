@@ -87,6 +87,8 @@ pub(crate) struct LogWriter {
     paused_until: Option<Instant>,
     /// Output bytes dropped since the disk filled up.
     dropped: u64,
+    /// Bytes written since the free space was last looked at.
+    unchecked: u64,
 }
 
 /// Longest partial line kept back waiting for its newline (Docker's 16 KiB buffer).
@@ -94,6 +96,13 @@ const MAX_PARTIAL: usize = 16 * 1024;
 
 /// How long a full disk pauses the log before the next try.
 const FULL_DISK_PAUSE: Duration = Duration::from_secs(5);
+
+/// Free space the log leaves on its filesystem: the store's metadata and the commands that
+/// free space (`stop`, `rm`) need some, so the log pauses before the disk is completely full.
+const MIN_FREE_BYTES: u64 = 16 << 20;
+
+/// How much is written between two looks at the free space.
+const SPACE_CHECK_EVERY: u64 = 1 << 20;
 
 /// What happened to output the writer could not keep.
 #[derive(Debug, PartialEq, Eq)]
@@ -128,6 +137,7 @@ impl LogWriter {
             pending: [Vec::new(), Vec::new()],
             paused_until: None,
             dropped: 0,
+            unchecked: SPACE_CHECK_EVERY,
         })
     }
 
@@ -183,6 +193,17 @@ impl LogWriter {
                 return Ok(None);
             }
         }
+        if self.unchecked >= SPACE_CHECK_EVERY {
+            self.unchecked = 0;
+            if self.free_space().is_some_and(|free| free < MIN_FREE_BYTES) {
+                let started = self.paused_until.is_none();
+                self.paused_until = Some(Instant::now() + FULL_DISK_PAUSE);
+                self.unchecked = SPACE_CHECK_EVERY;
+                self.dropped += out.len() as u64;
+                return Ok(started.then_some(LogPause::Started));
+            }
+        }
+        self.unchecked += out.len() as u64;
         match self.write_rotating(out) {
             Ok(()) => Ok(self.paused_until.take().map(|_| LogPause::Ended {
                 dropped: std::mem::take(&mut self.dropped),
@@ -191,12 +212,19 @@ impl LogWriter {
                 // Whatever part of `out` landed stays; the next entry starts on a new line.
                 let started = self.paused_until.is_none();
                 self.paused_until = Some(Instant::now() + FULL_DISK_PAUSE);
+                self.unchecked = SPACE_CHECK_EVERY;
                 self.dropped += out.len() as u64;
                 let _ = self.file.as_mut().map(|f| f.write_all(b"\n"));
                 Ok(started.then_some(LogPause::Started))
             }
             Err(e) => Err(ContainerError::io("writing log", &self.path)(e)),
         }
+    }
+
+    /// Bytes an unprivileged writer may still use on the log's filesystem.
+    fn free_space(&self) -> Option<u64> {
+        let fs = rustix::fs::fstatvfs(self.file.as_ref()?).ok()?;
+        Some(fs.f_bavail.saturating_mul(fs.f_frsize))
     }
 
     /// Writes whole entries (lines of `out`), rotating before one that would pass `max_size`.

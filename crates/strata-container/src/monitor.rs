@@ -56,7 +56,7 @@ pub fn run_monitor(req: &MonitorRequest) -> Result<i32, ContainerError> {
             let message = crate::error_chain(e);
             let _ = update_state(&store, &container.id, |s| {
                 s.status = Status::Exited;
-                s.error = message;
+                s.error = message.clone();
                 s.exit_code = 125;
                 s.pid = 0;
                 s.finished_at = now_rfc3339();

@@ -38,7 +38,7 @@ pub(crate) fn apply_ports(
         .collect::<Result<Vec<_>, _>>()?;
     allocate_host_ports(&mut ports)?;
     let bound: Vec<PortBinding> = ports.iter().map(PortBinding::from).collect();
-    update_state(store, &c.id, |s| s.ports = bound)?;
+    update_state(store, &c.id, |s| s.ports = bound.clone())?;
     spec.ports = ports;
     Ok(())
 }

@@ -142,7 +142,7 @@ impl Store {
     pub fn update_container_state<E>(
         &self,
         id: &str,
-        change: impl FnOnce(&str) -> Result<String, E>,
+        mut change: impl FnMut(&str) -> Result<String, E>,
     ) -> Result<Option<String>, E>
     where
         E: From<StoreError>,

@@ -140,6 +140,74 @@ fn enable_wal(conn: &Connection) -> rusqlite::Result<()> {
 pub(crate) struct Db {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// Space set aside beside the database (see [`SpaceReserve`]).
+    reserve: SpaceReserve,
+}
+
+/// A file of [`SpaceReserve::BYTES`] preallocated beside the database, deleted when a write
+/// transaction fails because the disk is full, so that the transaction can be retried: the
+/// state changes that free space (`stop`, `kill`, `rm -f`, `rmi`) still commit on a full disk.
+/// Recreated by a later open once there is room again.
+#[derive(Debug)]
+pub(crate) struct SpaceReserve {
+    path: PathBuf,
+}
+
+impl SpaceReserve {
+    pub(crate) const BYTES: u64 = 8 << 20;
+    pub(crate) const FILE: &'static str = "space-reserve";
+
+    fn beside(db: &Path) -> SpaceReserve {
+        SpaceReserve {
+            path: db.with_file_name(Self::FILE),
+        }
+    }
+
+    /// Makes sure the reserve exists: one `stat` when it does. Best effort: a disk too full
+    /// to hold it leaves none (and nothing half-written).
+    fn ensure(&self) {
+        if self.path.exists() {
+            return;
+        }
+        let tmp = self
+            .path
+            .with_file_name(format!(".{}-{}", Self::FILE, std::process::id()));
+        let made = std::fs::File::create(&tmp).and_then(|f| {
+            match rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::empty(), 0, Self::BYTES) {
+                Ok(()) => Ok(()),
+                // A filesystem without fallocate: real zeros take the same room.
+                Err(e) if e == rustix::io::Errno::OPNOTSUPP => {
+                    use std::io::Write;
+                    let chunk = vec![0u8; 1 << 20];
+                    let mut f = &f;
+                    (0..Self::BYTES >> 20).try_for_each(|_| f.write_all(&chunk))
+                }
+                Err(e) => Err(e.into()),
+            }?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &self.path)
+        });
+        if made.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+
+    /// Gives the space back to the filesystem; true if there was a reserve to give.
+    fn release(&self) -> bool {
+        std::fs::remove_file(&self.path).is_ok()
+    }
+}
+
+/// Whether `e` says the disk (or the database's filesystem) is full.
+fn is_disk_full(e: &StoreError) -> bool {
+    match e {
+        StoreError::Db {
+            source: rusqlite::Error::SqliteFailure(f, _),
+            ..
+        } => f.code == rusqlite::ErrorCode::DiskFull,
+        StoreError::Io { source, .. } => source.raw_os_error() == Some(libc::ENOSPC),
+        _ => false,
+    }
 }
 
 impl Db {
@@ -169,8 +237,10 @@ impl Db {
         let db = Db {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
+            reserve: SpaceReserve::beside(path),
         };
         db.migrate()?;
+        db.reserve.ensure();
         Ok(db)
     }
 
@@ -191,11 +261,25 @@ impl Db {
         }
     }
 
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committing if it returns Ok.
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committing if it returns Ok. When the
+    /// disk is full, the space reserve is given back and the transaction runs once more.
     pub(crate) fn write<T>(
         &self,
         context: &'static str,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+        mut f: impl FnMut(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match self.write_once(context, &mut f) {
+            Err(e) if is_disk_full(&e) && self.reserve.release() => {
+                self.write_once(context, &mut f)
+            }
+            other => other,
+        }
+    }
+
+    fn write_once<T>(
+        &self,
+        context: &'static str,
+        f: &mut impl FnMut(&Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.lock();
         let tx = conn
