@@ -35,6 +35,10 @@ pub enum ContainerError {
     NotRunning(String),
     #[error("container {0} is already running")]
     AlreadyRunning(String),
+    #[error(
+        "container {0} still runs unobserved since its monitor died: stop, kill or rm -f it first"
+    )]
+    OrphanRunning(String),
     #[error("you cannot remove a running container {0}: stop it first or use rm -f")]
     RemoveRunning(String),
     #[error("container record {id} is unreadable: {reason}")]

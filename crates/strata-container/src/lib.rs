@@ -33,6 +33,7 @@ mod log_options;
 mod monitor;
 mod names;
 mod network;
+mod orphan;
 mod path_in_root;
 mod record;
 mod rootfs;

@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 use strata_store::Store;
 
 use crate::error::ContainerError;
+use crate::orphan::{
+    finish_orphan, orphan_alive, remove_cgroups, signal_orphan, wait_orphan_gone, UNKNOWN_EXIT,
+};
 use crate::record::{to_json, Container, ContainerPaths, ContainerState, MountSpec, Status};
 use crate::volume::{remove_tree, volume_path};
 
@@ -113,14 +116,24 @@ pub fn reload(store: &Store, id: &str) -> Result<Option<Container>, ContainerErr
         .transpose()
 }
 
-/// Applies the liveness test to what the record says.
+/// Applies the liveness test to what the record says: a running record whose monitor died is
+/// [`Status::Dead`] while its init still runs unobserved, and exited (code unknown) once it
+/// does not.
 fn refresh(mut c: Container) -> Container {
     if matches!(c.state.status, Status::Running | Status::Restarting)
         && !monitor_alive(&c.paths().monitor_lock)
     {
-        c.state.status = Status::Dead;
-        if c.state.error.is_empty() {
-            c.state.error = "its monitor process died; the container may still be running unobserved (strata rm -f removes it)".to_owned();
+        if orphan_alive(&c) {
+            c.state.status = Status::Dead;
+            if c.state.error.is_empty() {
+                c.state.error = ContainerError::OrphanRunning(c.name.clone()).to_string();
+            }
+        } else {
+            c.state.status = Status::Exited;
+            c.state.exit_code = UNKNOWN_EXIT;
+            if c.state.error.is_empty() {
+                c.state.error = "its monitor died; the container has ended, how is unknown".into();
+            }
         }
     }
     c
@@ -184,6 +197,9 @@ pub fn start(store: &Store, container: &Container, program: &Path) -> Result<(),
     let paths = container.paths();
     if monitor_alive(&paths.monitor_lock) {
         return Ok(());
+    }
+    if container.state.status == Status::Dead {
+        return Err(ContainerError::OrphanRunning(container.name.clone()));
     }
     update_state(store, &container.id, |s| {
         s.stop_requested = false;
@@ -344,8 +360,19 @@ fn signal_init(c: &Container, signal: i32) -> Result<(), ContainerError> {
     Ok(())
 }
 
-/// `kill -s SIGNAL`: no restart follows (Docker treats it as a manual stop).
+/// `kill -s SIGNAL`: no restart follows (Docker treats it as a manual stop). A container
+/// whose monitor died is signalled through its verified pid; if that ends it, it is recorded
+/// as exited.
 pub fn kill(store: &Store, c: &Container, signal: i32) -> Result<(), ContainerError> {
+    if c.state.status == Status::Dead {
+        if !signal_orphan(c, signal) {
+            return Err(ContainerError::NotRunning(c.name.clone()));
+        }
+        if wait_orphan_gone(c, Duration::from_secs(1)) {
+            finish_orphan(store, c, 128 + signal)?;
+        }
+        return Ok(());
+    }
     if c.state.status != Status::Running {
         return Err(ContainerError::NotRunning(c.name.clone()));
     }
@@ -359,14 +386,25 @@ pub fn kill(store: &Store, c: &Container, signal: i32) -> Result<(), ContainerEr
 pub fn stop(store: &Store, c: &Container, timeout: Option<i64>) -> Result<(), ContainerError> {
     let paths = c.paths();
     update_state(store, &c.id, |s| s.stop_requested = true)?;
+    let signal = if c.config.stop_signal.is_empty() {
+        libc::SIGTERM
+    } else {
+        parse_signal(&c.config.stop_signal)?
+    };
+    let secs = timeout.or(c.config.stop_timeout).unwrap_or(10).max(0) as u64;
+    if c.state.status == Status::Dead {
+        // No monitor will see it end: signal the verified pid, then record it.
+        let mut last = signal;
+        signal_orphan(c, signal);
+        if !wait_orphan_gone(c, Duration::from_secs(secs)) {
+            last = libc::SIGKILL;
+            signal_orphan(c, libc::SIGKILL);
+            wait_orphan_gone(c, Duration::from_secs(30));
+        }
+        return finish_orphan(store, c, 128 + last);
+    }
     if c.state.status == Status::Running {
-        let signal = if c.config.stop_signal.is_empty() {
-            libc::SIGTERM
-        } else {
-            parse_signal(&c.config.stop_signal)?
-        };
         let _ = signal_init(c, signal);
-        let secs = timeout.or(c.config.stop_timeout).unwrap_or(10).max(0) as u64;
         if wait_monitor_gone(&paths, Duration::from_secs(secs)) {
             return Ok(());
         }
@@ -423,9 +461,8 @@ pub fn remove(
             return Err(ContainerError::RemoveRunning(c.name.clone()));
         }
         update_state(store, &c.id, |s| s.stop_requested = true)?;
-        if c.state.pid > 0 && init_belongs_to(c) {
-            // SAFETY: kill(2); the pid was checked to be this container's init.
-            unsafe { libc::kill(c.state.pid, libc::SIGKILL) };
+        if signal_orphan(c, libc::SIGKILL) {
+            wait_orphan_gone(c, Duration::from_secs(30));
         }
         wait_monitor_gone(&paths, Duration::from_secs(30));
     }
@@ -435,7 +472,7 @@ pub fn remove(
 /// Deletes a container that nothing runs any more: its directory, cgroups, record and (with
 /// `volumes`) anonymous volumes.
 pub(crate) fn purge(store: &Store, c: &Container, volumes: bool) -> Result<(), ContainerError> {
-    remove_leftover_cgroups(&c.id);
+    remove_cgroups(&c.id);
     // Renamed aside first, so a crash midway never leaves a half container under its id.
     remove_tree(&c.dir)?;
     store.delete_container(&c.id)?;
@@ -454,30 +491,6 @@ pub(crate) fn purge(store: &Store, c: &Container, volumes: bool) -> Result<(), C
         }
     }
     Ok(())
-}
-
-/// Whether the recorded pid is still this container's init (its cgroup names the container).
-fn init_belongs_to(c: &Container) -> bool {
-    std::fs::read_to_string(format!("/proc/{}/cgroup", c.state.pid))
-        .map(|text| text.contains(&format!("/strata/{}", c.id)))
-        .unwrap_or(false)
-}
-
-/// A monitor killed with SIGKILL leaves the container's cgroups behind: remove the empty ones.
-fn remove_leftover_cgroups(id: &str) {
-    let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") else {
-        return;
-    };
-    for controller in controllers.flatten() {
-        let dir = controller.path().join("strata").join(id);
-        if dir.is_dir() {
-            let _ = std::fs::remove_dir(&dir);
-        }
-    }
-    let unified = Path::new("/sys/fs/cgroup/strata").join(id);
-    if unified.is_dir() {
-        let _ = std::fs::remove_dir(unified);
-    }
 }
 
 /// `container prune`: removes every stopped container; returns the removed ids.

@@ -48,6 +48,12 @@ pub fn run_monitor(req: &MonitorRequest) -> Result<i32, ContainerError> {
     if flock(lock.as_fd(), FlockOperation::NonBlockingLockExclusive).is_err() {
         return Err(ContainerError::AlreadyRunning(container.name.clone()));
     }
+    // A monitor before us may have died (SIGKILL): clean what it left, or refuse (changing
+    // nothing) when the container it ran still runs.
+    if let Err(e) = crate::orphan::recover_from_dead_monitor(&store, &container) {
+        signal_ready(req.attach);
+        return Err(e);
+    }
     let result = monitor_locked(&store, &container, req.attach);
     let code = match &result {
         Ok(code) => *code,
@@ -127,6 +133,7 @@ fn run_loop(
         let state = update_state(store, &c.id, |s| {
             s.status = Status::Exited;
             s.pid = 0;
+            s.pid_start_time = 0;
             s.exit_code = status_code;
             s.finished_at = now_rfc3339();
             s.error = error.clone();
@@ -284,7 +291,11 @@ struct MonitorObserver<'a> {
 
 impl RunObserver for MonitorObserver<'_> {
     fn created(&mut self, pid: i32) -> Result<(), ObserverError> {
-        update_state(self.store, self.id, |s| s.pid = pid)?;
+        let start_time = crate::orphan::process_start_time(pid).unwrap_or(0);
+        update_state(self.store, self.id, |s| {
+            s.pid = pid;
+            s.pid_start_time = start_time;
+        })?;
         Ok(())
     }
 

@@ -256,6 +256,10 @@ pub struct ContainerState {
     pub status: Status,
     /// The container's init pid on the host while running, else 0.
     pub pid: i32,
+    /// That process's start time (`/proc/<pid>/stat` field 22, clock ticks after boot), so
+    /// a recycled pid is never taken for the container's init.
+    #[serde(default)]
+    pub pid_start_time: u64,
     /// The monitor process's pid while it runs, else 0.
     pub monitor_pid: i32,
     pub exit_code: i32,

@@ -103,3 +103,118 @@ fn a_container_filling_the_disk_can_still_be_stopped_and_removed() {
     );
     assert!(env.root().join("space-reserve").exists());
 }
+
+/// The pid of the monitor of container `id` (a strata process whose environment names it).
+fn find_monitor(id: &str) -> Option<i32> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&environ);
+        if text.contains("STRATA_CONTAINER_MONITOR") && text.contains(id) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// SIGKILLs the monitor of a running container; returns the container's init pid.
+fn kill_monitor(env: &Env, name: &str) -> i32 {
+    let state = common::inspect(env, name);
+    let id = state["Id"].as_str().unwrap().to_owned();
+    let pid = state["State"]["Pid"].as_i64().unwrap() as i32;
+    assert!(pid > 0, "{name} runs");
+    let monitor = find_monitor(&id).expect("monitor process");
+    // SAFETY: kill(2) of a process this test started.
+    unsafe { libc::kill(monitor, libc::SIGKILL) };
+    wait_until("the monitor to die", Duration::from_secs(10), || {
+        !Path::new(&format!("/proc/{monitor}")).exists()
+            || std::fs::read_to_string(format!("/proc/{monitor}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))
+    });
+    pid
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+/// The container's cgroup directories left in any hierarchy.
+fn cgroups_of(id: &str) -> Vec<PathBuf> {
+    std::fs::read_dir("/sys/fs/cgroup")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path().join("strata").join(id))
+                .filter(|p| p.exists())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_container_whose_monitor_was_killed_is_stopped_started_and_removed() {
+    let env = Env::new();
+    env.import_busybox();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "orphan",
+        "busybox:local",
+        "sleep",
+        "300",
+    ]);
+    let id = common::inspect(&env, "orphan")["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let init = kill_monitor(&env, "orphan");
+    assert!(alive(init), "the container outlives its monitor");
+    let ps = env.ok(&["ps", "-a"]);
+    assert!(
+        ps.lines()
+            .any(|l| l.contains("orphan") && l.contains("Dead")),
+        "{ps}"
+    );
+    assert!(env.fails(&["start", "orphan"]).contains("unobserved"));
+
+    // stop acts on the recorded pid, then records the end.
+    env.ok(&["stop", "-t", "1", "orphan"]);
+    assert!(!alive(init), "stop killed the orphaned init");
+    let state = &common::inspect(&env, "orphan")["State"];
+    assert_eq!(state["Status"], "exited");
+    // As with Docker: a pid 1 without a handler ignores SIGTERM, SIGKILL follows the timeout.
+    assert_eq!(state["ExitCode"], 137);
+    assert!(cgroups_of(&id).is_empty(), "{:?}", cgroups_of(&id));
+
+    // start works again (no leftover runtime state), and so does kill after another crash.
+    env.ok(&["start", "orphan"]);
+    let init = kill_monitor(&env, "orphan");
+    env.ok(&["kill", "orphan"]);
+    assert!(!alive(init));
+    assert_eq!(common::inspect(&env, "orphan")["State"]["ExitCode"], 137);
+    assert!(env.fails(&["kill", "orphan"]).contains("not running"));
+
+    // A crash, then the init ends by itself: exited, code unknown; start cleans up and runs.
+    env.ok(&["start", "orphan"]);
+    let init = kill_monitor(&env, "orphan");
+    // SAFETY: kill(2) of a process this test started.
+    unsafe { libc::kill(init, libc::SIGKILL) };
+    wait_until("the init to end", Duration::from_secs(10), || !alive(init));
+    assert_eq!(common::inspect(&env, "orphan")["State"]["Status"], "exited");
+    env.ok(&["start", "orphan"]);
+    assert_eq!(
+        common::inspect(&env, "orphan")["State"]["Status"],
+        "running"
+    );
+
+    // rm -f of a running orphan leaves no process and no cgroup.
+    let init = kill_monitor(&env, "orphan");
+    env.ok(&["rm", "-f", "orphan"]);
+    assert!(!alive(init));
+    assert!(cgroups_of(&id).is_empty(), "{:?}", cgroups_of(&id));
+    assert!(!env.root().join("containers").join(&id).exists());
+}
