@@ -182,6 +182,17 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
         init: opts.init,
         log: opts.log,
     };
+    // Refused here, as Docker does, rather than by every later `stop` or at start.
+    if !config.stop_signal.is_empty() {
+        crate::lifecycle::parse_signal(&config.stop_signal)?;
+    }
+    if let Some(bad) = config.env.iter().find(|e| e.starts_with('=') || e.is_empty()) {
+        return Err(ContainerError::InvalidOption {
+            option: "--env",
+            value: bad.clone(),
+            reason: "invalid environment variable: a variable needs a name".to_owned(),
+        });
+    }
     if !config.working_dir.is_empty() && !config.working_dir.starts_with('/') {
         return Err(ContainerError::InvalidOption {
             option: "--workdir",

@@ -35,7 +35,18 @@ fn main() -> ExitCode {
             return ExitCode::from(125);
         }
     }
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go to stdout with status 0; a bad command line is Docker's 125.
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(commands::EXIT_USAGE);
+        }
+    };
     match commands::run(cli) {
         Ok(code) => code,
         Err(failure) => {

@@ -35,6 +35,10 @@ use crate::cli::{
 };
 use crate::failure::{Context, Failure};
 
+/// The exit status of a command line strata cannot parse: Docker's CLI uses 125 for flag
+/// errors on every command.
+pub(crate) const EXIT_USAGE: u8 = 125;
+
 pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let g = &cli.global;
     match cli.command {
