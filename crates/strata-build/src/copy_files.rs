@@ -9,7 +9,7 @@ use std::io::Read;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use strata_context::{ContextIndex, DockerIgnore, Entry, EntryKind};
+use strata_context::{fs_path, ContextIndex, DockerIgnore, Entry, EntryKind};
 use strata_layer::{apply_layer, ApplyOptions, WhiteoutMode};
 
 use crate::archive::open_archive;
@@ -175,12 +175,13 @@ pub(crate) fn copy_into(
                     continue;
                 }
                 if spec.add && e.kind == EntryKind::File {
-                    if let Some(tar) = open_archive(&index.root().join(&e.path), spec.line)? {
+                    if let Some(tar) = open_archive(&index.root().join(e.fs_path()), spec.line)? {
                         extract(layer, &dest_rel, tar, rootfs, spec)?;
                         continue;
                     }
                 }
-                let name = Path::new(&e.path).file_name().unwrap_or_default();
+                let path = e.fs_path();
+                let name = path.file_name().unwrap_or_default();
                 let target = if dest_is_dir {
                     dest_rel.join(name)
                 } else {
@@ -205,7 +206,7 @@ pub(crate) fn copy_into(
             if spec.excluded(rel) {
                 continue;
             }
-            let target = base_rel.join(rel);
+            let target = base_rel.join(fs_path(rel));
             ensure_parents(layer, &target, rootfs, spec.owner, spec.now)?;
             w.entry(&target, e)?;
         }
@@ -308,7 +309,7 @@ fn copy_with_parents(
         let parts: Vec<&str> = rel.split('/').collect();
         for part in &parts[..parts.len().saturating_sub(1)] {
             parent.push(part);
-            let target = dest_rel.join(&parent);
+            let target = dest_rel.join(fs_path(&parent.to_string_lossy()));
             if w.layer.join(&target).is_dir() {
                 continue;
             }
@@ -322,7 +323,7 @@ fn copy_with_parents(
                 _ => ensure_parents(w.layer, &target.join("x"), rootfs, spec.owner, spec.now)?,
             }
         }
-        w.entry(&dest_rel.join(&rel), e)?;
+        w.entry(&dest_rel.join(fs_path(&rel)), e)?;
     }
     Ok(())
 }
@@ -340,7 +341,7 @@ struct Writer<'a, 's> {
 impl Writer<'_, '_> {
     fn entry(&mut self, target: &Path, e: &Entry) -> Result<(), BuildError> {
         let spec = self.spec;
-        let src = self.root.join(&e.path);
+        let src = self.root.join(e.fs_path());
         let host = self.layer.join(target);
         let mtime = e.mtime_ns.div_euclid(1_000_000_000);
         let mode = spec.chmod.unwrap_or(e.mode);

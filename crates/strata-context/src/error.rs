@@ -22,9 +22,9 @@ pub enum ContextError {
     /// A wildcard COPY source that matched nothing.
     #[error("no source files were specified: {pattern:?} matched nothing in the build context")]
     NoSourceFiles { pattern: String },
-    /// Context file names must be UTF-8 so patterns can match them.
-    #[error("file name is not valid UTF-8: {path}")]
-    NonUtf8Path { path: PathBuf },
+    /// A name using the characters strata reserves to carry non-UTF-8 bytes (U+10FF00–U+10FFFF).
+    #[error("file name {path:?} uses characters U+10FF00 to U+10FFFF, which strata reserves: rename it or add it to .dockerignore")]
+    ReservedName { path: PathBuf },
     #[error("failed to read {path}: {source}")]
     Io {
         path: PathBuf,

@@ -120,7 +120,7 @@ impl<'a> ContextHasher<'a> {
         let cache = &*self.cache;
         let read_one = |i: &usize| -> Result<(Digest, bool), ContextError> {
             let entry = entries[*i];
-            let (digest, meta) = cache.hash_file(&root.join(&entry.path))?;
+            let (digest, meta) = cache.hash_file(&root.join(entry.fs_path()))?;
             let now = entry_from(String::new(), entry.kind, &meta, None);
             Ok((digest, StatKey::of(&now) == StatKey::of(entry)))
         };

@@ -11,6 +11,7 @@ use std::sync::{Condvar, Mutex};
 use crate::dockerignore::{DockerIgnore, ParentMatches};
 use crate::error::ContextError;
 use crate::go_glob::{go_clean, go_match, has_glob_meta, BadPattern};
+use crate::name::{encode_name, fs_path};
 
 /// What a context entry is (from `lstat`: symlinks are never followed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,7 +28,8 @@ pub enum EntryKind {
 /// One path of the context with its `lstat` metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// Relative to the context root, `/`-separated, no leading `./`.
+    /// Relative to the context root, `/`-separated, no leading `./`; bytes of a name that are
+    /// not UTF-8 are encoded (see [`Entry::fs_path`]).
     pub path: String,
     pub kind: EntryKind,
     /// Permission and set-id/sticky bits (`st_mode & 0o7777`).
@@ -43,6 +45,13 @@ pub struct Entry {
     pub rdev: u64,
     /// For symlinks: the link text, exactly as stored.
     pub symlink_target: Option<PathBuf>,
+}
+
+impl Entry {
+    /// The entry's path relative to the context root, as the filesystem names it.
+    pub fn fs_path(&self) -> PathBuf {
+        fs_path(&self.path)
+    }
 }
 
 /// The walked context: every entry not excluded by `.dockerignore`, sorted by path (parents
@@ -160,9 +169,8 @@ fn read_dir(
     let reader = fs::read_dir(&abs).map_err(|e| ContextError::io(&abs, e))?;
     for item in reader {
         let item = item.map_err(|e| ContextError::io(&abs, e))?;
-        let name = item.file_name();
-        let Some(name) = name.to_str() else {
-            return Err(ContextError::NonUtf8Path { path: item.path() });
+        let Some(name) = encode_name(&item.file_name()) else {
+            return Err(ContextError::ReservedName { path: item.path() });
         };
         let rel = if dir.is_empty() {
             name.to_string()

@@ -483,3 +483,25 @@ fn locked_cache_mounts_serialise_parallel_stages() {
     assert_eq!(lines[0].replace("start", "end"), lines[1], "{longer}");
     assert_eq!(lines[2].replace("start", "end"), lines[3], "{longer}");
 }
+
+#[test]
+fn context_names_that_are_not_utf8_are_copied_and_special_files_skipped_as_buildkit() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    env.import_busybox();
+    let dir = context(
+        &env,
+        &[(
+            "Dockerfile",
+            b"FROM busybox:local\nCOPY . /src/\nCOPY pipe /f\n\
+              RUN test -f \"/src/$(printf 'caf\\351.txt')\" && test ! -e /src/pipe && test ! -e /f\n",
+        )],
+    );
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.txt");
+    std::fs::write(dir.join(name), "x").unwrap();
+    let fifo = dir.join("pipe");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    // Docker 20.10 + BuildKit: the name's bytes are kept; a FIFO is not copied (no error).
+    build(&env, &dir, "names:1");
+}
