@@ -104,6 +104,8 @@ pub(crate) struct StageState {
     pub(crate) image_is_base: bool,
     /// What the stage starts from, as `--explain-cache` names it.
     pub(crate) base: String,
+    /// Metadata steps applied since the last recorded step (counted when the run ends).
+    pub(crate) unrecorded: usize,
 }
 
 impl StageState {
@@ -400,6 +402,7 @@ impl<'a> Builder<'a> {
                 image: None,
                 image_is_base: false,
                 base: "scratch".to_string(),
+                unrecorded: 0,
             },
             FromOp::Image(name) => {
                 let img = strata_image::resolve_image(self.store, name).map_err(|source| {
@@ -411,11 +414,10 @@ impl<'a> Builder<'a> {
                 })?;
                 self.store.unpack_image(&img.record)?;
                 let shown = Reference::parse(name).map_or_else(|_| name.clone(), |r| r.to_string());
-                self.reporter.base_resolved(
-                    stage.index,
-                    &stage.label(None),
-                    &format!("FROM {shown}"),
-                );
+                if let Some(label) = stage.label(None) {
+                    self.reporter
+                        .base_resolved(stage.index, &label, &format!("FROM {shown}"));
+                }
                 StageState {
                     config: new_config(img.config),
                     layers: img.record.layers.clone(),
@@ -424,6 +426,7 @@ impl<'a> Builder<'a> {
                     image: Some(img.record.id.clone()),
                     image_is_base: true,
                     base: format!("{name} {}", img.record.id),
+                    unrecorded: 0,
                 }
             }
             FromOp::Stage(j) => {
@@ -437,6 +440,7 @@ impl<'a> Builder<'a> {
                     key: CacheKey::base(BaseKey::Stage(&parent.key), &s.platform, sde),
                     cmd_set: false,
                     base: format!("stage {j} (key {})", parent.key),
+                    unrecorded: 0,
                     ..parent
                 }
             }
@@ -506,12 +510,19 @@ impl<'a> Builder<'a> {
             content: content.as_ref(),
         });
         self.reporter
-            .step_started(stage, n, &plan.label(Some(n)), &step.text, &key);
+            .step_started(stage, n, plan.label(Some(n)).as_ref(), &step.text, &key);
+        // A metadata step followed by another is not recorded: the last of the run is, under
+        // a key that covers the whole run, and the others are re-applied (cheaply) each build.
+        let recorded = !matches!(step.op, Op::Metadata(_))
+            || plan
+                .steps
+                .get(n + 1)
+                .is_none_or(|next| !matches!(next.op, Op::Metadata(_)));
         if matches!(step.op, Op::Metadata(MetadataOp::Cmd(_))) {
             state.cmd_set = true;
         }
         let position = position(&s.identity.0, &s.identity.1, stage, n);
-        if !s.opts.no_cache {
+        if recorded && !s.opts.no_cache {
             if let Some((hit, config)) = self.cache_hit(&key, state)? {
                 // Keep the position's record current, but only write when it names another key.
                 if self.store.build_step_key(&position)?.as_deref() != Some(key.digest().as_str()) {
@@ -519,24 +530,27 @@ impl<'a> Builder<'a> {
                         self.step_record(s, step, state, &instruction, &key, content.as_ref())?;
                     self.save_record(&position, &record)?;
                 }
+                let unrecorded = std::mem::take(&mut state.unrecorded);
                 *state = StageState { key, ..hit };
                 self.record_step_image(state, &config)?;
-                s.cached.fetch_add(1, Ordering::Relaxed);
+                s.cached.fetch_add(1 + unrecorded, Ordering::Relaxed);
                 self.reporter.step_cached(stage, n, &config);
                 return Ok(());
             }
         }
-        let record = self.step_record(s, step, state, &instruction, &key, content.as_ref())?;
-        if s.opts.explain_cache {
-            let reasons = if s.opts.no_cache {
-                vec![crate::MissReason::NoCache]
-            } else {
-                let old = self.closest_earlier(&position, &record)?;
-                explain(old.as_ref(), &record, n)
-            };
-            self.reporter.step_cache_miss(stage, n, &reasons);
+        if recorded {
+            let record = self.step_record(s, step, state, &instruction, &key, content.as_ref())?;
+            if s.opts.explain_cache {
+                let reasons = if s.opts.no_cache {
+                    vec![crate::MissReason::NoCache]
+                } else {
+                    let old = self.closest_earlier(&position, &record)?;
+                    explain(old.as_ref(), &record, n)
+                };
+                self.reporter.step_cache_miss(stage, n, &reasons);
+            }
+            self.save_record(&position, &record)?;
         }
-        self.save_record(&position, &record)?;
         let started = Instant::now();
         let sde = s.opts.source_date_epoch;
         let created = timestamp(sde);
@@ -599,6 +613,13 @@ impl<'a> Builder<'a> {
         // Dated by its newest step, as the final image is: a build's last step image is then
         // its result (unless --label changes it), as with Docker's classic builder.
         state.config.created = state.config.history.last().and_then(|h| h.created.clone());
+        if !recorded {
+            state.key = key;
+            state.unrecorded += 1;
+            self.reporter
+                .step_finished(stage, n, started.elapsed(), None);
+            return Ok(());
+        }
         let config_bytes = to_canonical_json(&state.config);
         let (config_digest, _) = self.store.content().ingest(&config_bytes[..], None)?;
         self.store.build_cache_put(
@@ -611,9 +632,10 @@ impl<'a> Builder<'a> {
         )?;
         state.key = key;
         self.record_step_image(state, &config_digest)?;
-        s.executed.fetch_add(1, Ordering::Relaxed);
+        s.executed
+            .fetch_add(1 + std::mem::take(&mut state.unrecorded), Ordering::Relaxed);
         self.reporter
-            .step_finished(stage, n, started.elapsed(), &config_digest);
+            .step_finished(stage, n, started.elapsed(), Some(&config_digest));
         Ok(())
     }
 

@@ -166,15 +166,27 @@ pub struct StagePlan {
 }
 
 impl StagePlan {
-    /// BuildKit's `[name i/total]` for the stage's steps: the FROM of an image is step 1
-    /// (scratch and an earlier stage are not steps of their own).
-    pub fn label(&self, step: Option<usize>) -> StepLabel<'_> {
+    /// BuildKit's `[name i/total]` for a step (`None`: the stage's FROM). Only steps that
+    /// change the filesystem count, as in BuildKit: the FROM of an image (step 1; scratch and
+    /// an earlier stage are not steps of their own), RUN, COPY, ADD, WORKDIR. Metadata
+    /// instructions (ENV, LABEL, USER, CMD…) have no label: BuildKit does not show them.
+    pub fn label(&self, step: Option<usize>) -> Option<StepLabel<'_>> {
         let from = usize::from(matches!(self.from, FromOp::Image(_)));
-        StepLabel {
+        let shown = |s: &PlannedStep| !matches!(s.op, Op::Metadata(_));
+        let index = match step {
+            None => 1,
+            Some(n) => {
+                if !shown(self.steps.get(n)?) {
+                    return None;
+                }
+                from + self.steps[..=n].iter().filter(|s| shown(s)).count()
+            }
+        };
+        Some(StepLabel {
             stage: self.display_name.as_deref(),
-            index: step.map_or(1, |n| n + 1 + from),
-            total: self.steps.len() + from,
-        }
+            index,
+            total: from + self.steps.iter().filter(|s| shown(s)).count(),
+        })
     }
 }
 

@@ -35,12 +35,13 @@ pub trait Reporter: Send + Sync {
     }
     /// A step is about to be looked up in the cache and, on a miss, executed.
     /// `text` is the instruction as written (its logical line), e.g. `COPY a /b`; `label`
-    /// is BuildKit's name for it (`[build 2/4]`).
+    /// is BuildKit's name for it (`[build 2/4]`), `None` for a metadata instruction, which
+    /// BuildKit does not show.
     fn step_started(
         &self,
         stage: usize,
         step: usize,
-        label: &StepLabel<'_>,
+        label: Option<&StepLabel<'_>>,
         text: &str,
         key: &CacheKey,
     ) {
@@ -58,8 +59,16 @@ pub trait Reporter: Send + Sync {
     fn step_output(&self, stage: usize, step: usize, bytes: &[u8]) {
         let _ = (stage, step, bytes);
     }
-    /// The step was executed; `image_id` is the image of its result (untagged, in the store).
-    fn step_finished(&self, stage: usize, step: usize, elapsed: Duration, image_id: &Digest) {
+    /// The step was executed; `image_id` is the image of its result (untagged, in the store),
+    /// `None` for a metadata step followed by another one: only the last of such a run is
+    /// recorded (recording each would cost a config per ENV line: quadratic in their number).
+    fn step_finished(
+        &self,
+        stage: usize,
+        step: usize,
+        elapsed: Duration,
+        image_id: Option<&Digest>,
+    ) {
         let _ = (stage, step, elapsed, image_id);
     }
     /// The step failed; the build stops.

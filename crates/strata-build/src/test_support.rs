@@ -83,7 +83,7 @@ impl crate::Reporter for Recorder {
         &self,
         stage: usize,
         step: usize,
-        _label: &crate::StepLabel<'_>,
+        _label: Option<&crate::StepLabel<'_>>,
         text: &str,
         _key: &crate::CacheKey,
     ) {

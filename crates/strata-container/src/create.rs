@@ -186,7 +186,11 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
     if !config.stop_signal.is_empty() {
         crate::lifecycle::parse_signal(&config.stop_signal)?;
     }
-    if let Some(bad) = config.env.iter().find(|e| e.starts_with('=') || e.is_empty()) {
+    if let Some(bad) = config
+        .env
+        .iter()
+        .find(|e| e.starts_with('=') || e.is_empty())
+    {
         return Err(ContainerError::InvalidOption {
             option: "--env",
             value: bad.clone(),

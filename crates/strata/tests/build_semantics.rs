@@ -500,7 +500,10 @@ fn context_names_that_are_not_utf8_are_copied_and_special_files_skipped_as_build
     let name = std::ffi::OsStr::from_bytes(b"caf\xe9.txt");
     std::fs::write(dir.join(name), "x").unwrap();
     let fifo = dir.join("pipe");
-    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
     assert!(made.success());
     // Docker 20.10 + BuildKit: the name's bytes are kept; a FIFO is not copied (no error).
     build(&env, &dir, "names:1");

@@ -32,8 +32,13 @@ fn err_line(text: &str) {
 }
 
 /// Numbers steps in the order they start, as BuildKit's `#N`; a stage's FROM is step `None`.
+/// Metadata steps (no BuildKit label) get no number: the views do not show them, as BuildKit
+/// shows none, but remember their text to name them in a cache-miss reason or an error.
 #[derive(Default)]
-struct Numbers(Mutex<BTreeMap<(usize, Option<usize>), usize>>);
+struct Numbers {
+    numbers: Mutex<BTreeMap<(usize, Option<usize>), usize>>,
+    hidden: Mutex<BTreeMap<(usize, usize), String>>,
+}
 
 impl Numbers {
     fn of(&self, stage: usize, step: usize) -> usize {
@@ -45,9 +50,26 @@ impl Numbers {
     }
 
     fn number(&self, key: (usize, Option<usize>)) -> usize {
-        let mut map = lock(&self.0);
+        let mut map = lock(&self.numbers);
         let next = map.len() + 1;
         *map.entry(key).or_insert(next)
+    }
+
+    fn hide(&self, stage: usize, step: usize, text: &str) {
+        lock(&self.hidden).insert((stage, step), text.to_owned());
+    }
+
+    /// The text of a hidden step.
+    fn hidden(&self, stage: usize, step: usize) -> Option<String> {
+        lock(&self.hidden).get(&(stage, step)).cloned()
+    }
+
+    /// `#N` for a shown step, `(TEXT)` for a hidden one.
+    fn name(&self, stage: usize, step: usize) -> String {
+        match self.hidden(stage, step) {
+            Some(text) => format!("({text})"),
+            None => format!("#{}", self.of(stage, step)),
+        }
     }
 }
 
@@ -80,23 +102,32 @@ impl Reporter for Plain {
         &self,
         stage: usize,
         step: usize,
-        label: &StepLabel<'_>,
+        label: Option<&StepLabel<'_>>,
         text: &str,
         _key: &CacheKey,
     ) {
-        let n = self.numbers.of(stage, step);
-        err_line(&format!("#{n} {label} {text}"));
+        // Metadata steps are not shown, as BuildKit shows none.
+        match label {
+            Some(label) => {
+                let n = self.numbers.of(stage, step);
+                err_line(&format!("#{n} {label} {text}"));
+            }
+            None => self.numbers.hide(stage, step, text),
+        }
     }
 
     fn step_cached(&self, stage: usize, step: usize, image_id: &Digest) {
+        if self.numbers.hidden(stage, step).is_some() {
+            return;
+        }
         let n = self.numbers.of(stage, step);
         err_line(&format!("#{n} CACHED (image {})", image_id.short()));
     }
 
     fn step_cache_miss(&self, stage: usize, step: usize, reasons: &[MissReason]) {
-        let n = self.numbers.of(stage, step);
+        let at = self.numbers.name(stage, step);
         for r in reasons {
-            err_line(&format!("#{n} cache miss: {r}"));
+            err_line(&format!("{at} cache miss: {r}"));
         }
     }
 
@@ -118,22 +149,28 @@ impl Reporter for Plain {
         }
     }
 
-    fn step_finished(&self, stage: usize, step: usize, elapsed: Duration, image_id: &Digest) {
+    fn step_finished(
+        &self,
+        stage: usize,
+        step: usize,
+        elapsed: Duration,
+        image_id: Option<&Digest>,
+    ) {
+        if self.numbers.hidden(stage, step).is_some() {
+            return;
+        }
         self.flush(stage, step);
         let n = self.numbers.of(stage, step);
-        err_line(&format!(
-            "#{n} DONE {:.1}s (image {})",
-            elapsed.as_secs_f64(),
-            image_id.short()
-        ));
+        let image = image_id.map_or(String::new(), |id| format!(" (image {})", id.short()));
+        err_line(&format!("#{n} DONE {:.1}s{image}", elapsed.as_secs_f64()));
     }
 
     fn step_failed(&self, stage: usize, step: usize, failure: &StepFailure<'_>) {
         self.flush(stage, step);
-        let n = self.numbers.of(stage, step);
+        let first = failure.message.lines().next().unwrap_or("");
         err_line(&format!(
-            "#{n} ERROR: {}",
-            failure.message.lines().next().unwrap_or("")
+            "{} ERROR: {first}",
+            self.numbers.name(stage, step)
         ));
     }
 }
@@ -183,14 +220,15 @@ impl Reporter for Json {
         &self,
         stage: usize,
         step: usize,
-        label: &StepLabel<'_>,
+        label: Option<&StepLabel<'_>>,
         text: &str,
         key: &CacheKey,
     ) {
         let base = self.step("step_start", stage, step);
+        let label = label.map(ToString::to_string);
         self.emit(Json::with(
             base,
-            json!({ "label": label.to_string(), "text": text, "cache_key": key.to_string() }),
+            json!({ "label": label, "text": text, "cache_key": key.to_string() }),
         ));
     }
 
@@ -214,11 +252,18 @@ impl Reporter for Json {
         self.emit(Json::with(base, json!({ "data": data })));
     }
 
-    fn step_finished(&self, stage: usize, step: usize, elapsed: Duration, image_id: &Digest) {
+    fn step_finished(
+        &self,
+        stage: usize,
+        step: usize,
+        elapsed: Duration,
+        image_id: Option<&Digest>,
+    ) {
         let base = self.step("step_done", stage, step);
+        let image_id = image_id.map(ToString::to_string);
         self.emit(Json::with(
             base,
-            json!({ "duration_ms": elapsed.as_millis() as u64, "image_id": image_id.to_string() }),
+            json!({ "duration_ms": elapsed.as_millis() as u64, "image_id": image_id }),
         ));
     }
 
@@ -387,10 +432,14 @@ impl Reporter for Tty {
         &self,
         stage: usize,
         step: usize,
-        label: &StepLabel<'_>,
+        label: Option<&StepLabel<'_>>,
         text: &str,
         _key: &CacheKey,
     ) {
+        let Some(label) = label else {
+            self.numbers.hide(stage, step, text);
+            return;
+        };
         let number = self.numbers.of(stage, step);
         let mut st = lock(&self.state.0);
         st.running.insert(
@@ -406,6 +455,9 @@ impl Reporter for Tty {
     }
 
     fn step_cached(&self, stage: usize, step: usize, image_id: &Digest) {
+        if self.numbers.hidden(stage, step).is_some() {
+            return;
+        }
         let text = lock(&self.state.0)
             .running
             .remove(&(stage, step))
@@ -419,9 +471,9 @@ impl Reporter for Tty {
     }
 
     fn step_cache_miss(&self, stage: usize, step: usize, reasons: &[MissReason]) {
-        let n = self.numbers.of(stage, step);
+        let at = self.numbers.name(stage, step);
         for r in reasons {
-            self.record(format!("   #{n} cache miss: {r}"));
+            self.record(format!("   {at} cache miss: {r}"));
         }
     }
 
@@ -433,31 +485,40 @@ impl Reporter for Tty {
         // The ticker draws the new tail: a chatty RUN costs no more frames than a quiet one.
     }
 
-    fn step_finished(&self, stage: usize, step: usize, elapsed: Duration, image_id: &Digest) {
+    fn step_finished(
+        &self,
+        stage: usize,
+        step: usize,
+        elapsed: Duration,
+        image_id: Option<&Digest>,
+    ) {
+        if self.numbers.hidden(stage, step).is_some() {
+            return;
+        }
         let text = lock(&self.state.0)
             .running
             .remove(&(stage, step))
             .map(|r| r.text);
         let n = self.numbers.of(stage, step);
+        let image = image_id.map_or(String::new(), |id| format!(" ({})", id.short()));
         self.record(format!(
-            "=> #{n} {} {:.1}s ({})",
+            "=> #{n} {} {:.1}s{image}",
             text.unwrap_or_default(),
             elapsed.as_secs_f64(),
-            image_id.short()
         ));
     }
 
     fn step_failed(&self, stage: usize, step: usize, failure: &StepFailure<'_>) {
-        let n = self.numbers.of(stage, step);
+        let at = self.numbers.name(stage, step);
         let mut st = lock(&self.state.0);
         let run = st.running.remove(&(stage, step));
         let line = format!(
-            "=> ERROR #{n} {} {:.1}s",
+            "=> ERROR {at} {} {:.1}s",
             run.as_ref().map(|r| r.text.as_str()).unwrap_or(""),
             failure.elapsed.as_secs_f64()
         );
         if let Some(r) = run.filter(|r| !r.log.is_empty()) {
-            st.failed.push((format!("#{n} {}", r.text), r.log));
+            st.failed.push((format!("{at} {}", r.text), r.log));
         }
         redraw(&mut st, Some(line));
     }
