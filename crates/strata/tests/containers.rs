@@ -700,3 +700,35 @@ fn logs_rotate_stream_and_follow_stops_with_its_reader() {
         .fails(&["create", "--log-driver", "syslog", "busybox:local"])
         .contains("json-file"));
 }
+
+#[test]
+fn stop_kill_and_rm_of_many_containers_answer_in_the_order_given() {
+    let env = Env::new();
+    env.import_busybox();
+    let names: Vec<String> = (0..6).map(|i| format!("many{i}")).collect();
+    for name in &names {
+        env.ok(&["run", "-d", "--name", name, "busybox:local", "sleep", "300"]);
+    }
+    let mut args = vec!["stop", "-t", "1"];
+    // Named in an order unlike their creation, and one that does not exist.
+    let order = ["many3", "many0", "nosuch", "many5", "many1", "many4", "many2"];
+    args.extend(order);
+    let out = env.run(&args);
+    assert!(!out.status.success(), "one name is unknown");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let want: Vec<&str> = order.iter().copied().filter(|n| *n != "nosuch").collect();
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), want);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nosuch"));
+    for name in &names {
+        assert_eq!(inspect(&env, name)["State"]["Status"], "exited", "{name}");
+    }
+    for name in &names[..3] {
+        env.ok(&["start", name]);
+    }
+    let killed = env.ok(&["kill", "many2", "many0", "many1"]);
+    assert_eq!(killed, "many2\nmany0\nmany1\n");
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(names.iter().map(String::as_str));
+    assert_eq!(env.ok(&rm).lines().count(), names.len());
+    assert!(env.ok(&["ps", "-a", "-q"]).trim().is_empty());
+}

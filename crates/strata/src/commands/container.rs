@@ -2,6 +2,7 @@
 //! `container prune`, `logs`. Like Docker, a verb given several containers goes on past a
 //! failing one, prints each name as given on success, and exits 1 at the end if any failed.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -48,6 +49,59 @@ fn each(
     })
 }
 
+/// [`each`] for verbs that mostly wait (stop, kill, rm): every container at once, as Docker's
+/// CLI does, with each result printed in the order the containers were named.
+fn each_at_once(
+    g: &GlobalOptions,
+    names: &[String],
+    action: impl Fn(&Store, &Container, &str) -> Result<Option<String>, Failure> + Sync,
+) -> Result<ExitCode, Failure> {
+    /// Waits are short polls; more threads than this only add memory.
+    const MAX_THREADS: usize = 64;
+    let store = super::open_store(g)?;
+    let (done, results) = std::sync::mpsc::channel();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut failed = false;
+    std::thread::scope(|scope| {
+        for _ in 0..names.len().min(MAX_THREADS) {
+            let done = done.clone();
+            let (store, next, action) = (&store, &next, &action);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(name) = names.get(i) else { break };
+                let result = lookup(store, name)
+                    .map_err(Failure::from)
+                    .and_then(|c| action(store, &c, name));
+                if done.send((i, result)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(done);
+        let mut pending = BTreeMap::new();
+        let mut shown = 0;
+        for (i, result) in results {
+            pending.insert(i, result);
+            while let Some(result) = pending.remove(&shown) {
+                match result {
+                    Ok(Some(line)) => out(&format!("{line}\n")),
+                    Ok(None) => {}
+                    Err(f) => {
+                        f.print();
+                        failed = true;
+                    }
+                }
+                shown += 1;
+            }
+        }
+    });
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 pub(crate) fn start_cmd(g: &GlobalOptions, a: StartArgs) -> Result<ExitCode, Failure> {
     if a.attach || a.interactive {
         let [name] = a.containers.as_slice() else {
@@ -74,7 +128,7 @@ pub(crate) fn start_cmd(g: &GlobalOptions, a: StartArgs) -> Result<ExitCode, Fai
 }
 
 pub(crate) fn stop_cmd(g: &GlobalOptions, a: StopArgs) -> Result<ExitCode, Failure> {
-    each(g, &a.containers, |store, c, name| {
+    each_at_once(g, &a.containers, |store, c, name| {
         stop(store, c, a.time)?;
         Ok(Some(name.to_owned()))
     })
@@ -92,7 +146,7 @@ pub(crate) fn restart_cmd(g: &GlobalOptions, a: StopArgs) -> Result<ExitCode, Fa
 
 pub(crate) fn kill_cmd(g: &GlobalOptions, a: KillArgs) -> Result<ExitCode, Failure> {
     let signal = parse_signal(&a.signal)?;
-    each(g, &a.containers, |store, c, name| {
+    each_at_once(g, &a.containers, |store, c, name| {
         kill(store, c, signal)?;
         Ok(Some(name.to_owned()))
     })
@@ -105,7 +159,7 @@ pub(crate) fn wait_cmd(g: &GlobalOptions, a: ContainersArgs) -> Result<ExitCode,
 }
 
 pub(crate) fn rm_cmd(g: &GlobalOptions, a: RmArgs) -> Result<ExitCode, Failure> {
-    each(g, &a.containers, |store, c, name| {
+    each_at_once(g, &a.containers, |store, c, name| {
         remove(store, c, a.force, a.volumes)?;
         Ok(Some(name.to_owned()))
     })
