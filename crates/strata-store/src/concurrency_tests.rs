@@ -241,3 +241,36 @@ fn killed_unpack_leaves_no_snapshot() {
     assert!(store.snapshotter().list().unwrap().is_empty());
     assert_eq!(std::fs::read_dir(&snaps_dir).unwrap().count(), 0);
 }
+
+#[test]
+fn removing_snapshots_while_other_stores_open_never_fails() {
+    // Store::open cleans temps of dead processes: a snapshot being removed (renamed to a
+    // temp name) must not be taken for one, and removals must not trip over each other.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let store = Arc::new(open(&root));
+    let img = ingest_image(&store, b"cfg", &[&big_layer()]);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let openers: Vec<_> = (0..2)
+        .map(|_| {
+            let (root, stop) = (root.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut opened = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    drop(open(&root));
+                    opened += 1;
+                }
+                opened
+            })
+        })
+        .collect();
+    for _ in 0..25 {
+        let top = store.unpack_image(&img).unwrap().unwrap();
+        store.snapshotter().remove(&top).unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for o in openers {
+        assert!(o.join().unwrap() > 0);
+    }
+    assert!(store.check().unwrap().problems.is_empty());
+}

@@ -263,11 +263,29 @@ pub(crate) fn remove_path(path: &Path) -> Result<u64, StoreError> {
     };
     if meta.is_dir() {
         let bytes = snapshot::dir_usage(path).unwrap_or(0);
-        std::fs::remove_dir_all(path).ctx("removing", path)?;
+        remove_dir_all_settled(path).ctx("removing", path)?;
         Ok(bytes)
     } else {
-        std::fs::remove_file(path).ctx("removing", path)?;
-        Ok(meta.len())
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(StoreError::io("removing", path, e))
+            }
+            _ => Ok(meta.len()),
+        }
+    }
+}
+
+/// `remove_dir_all` that is done when the tree is gone, whoever removed which part: entries
+/// vanishing under it (another process cleaning up too) are not errors.
+pub(crate) fn remove_dir_all_settled(path: &Path) -> std::io::Result<()> {
+    let mut attempts = 0;
+    loop {
+        match std::fs::remove_dir_all(path) {
+            Ok(()) => return Ok(()),
+            Err(_) if !path.exists() => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 5 => attempts += 1,
+            Err(e) => return Err(e),
+        }
     }
 }
 

@@ -711,7 +711,9 @@ fn stop_kill_and_rm_of_many_containers_answer_in_the_order_given() {
     }
     let mut args = vec!["stop", "-t", "1"];
     // Named in an order unlike their creation, and one that does not exist.
-    let order = ["many3", "many0", "nosuch", "many5", "many1", "many4", "many2"];
+    let order = [
+        "many3", "many0", "nosuch", "many5", "many1", "many4", "many2",
+    ];
     args.extend(order);
     let out = env.run(&args);
     assert!(!out.status.success(), "one name is unknown");

@@ -247,15 +247,19 @@ impl SnapshotDir {
         // by gc), never a record without its dir. Rename to a temp name so the removal is
         // finished by the next cleanup if we die midway.
         let dir = self.dir.join(id.to_string());
+        // Locked before it gets a temp name: another process's clean-up of abandoned temps
+        // skips a locked one instead of racing us to delete it.
+        let held = match std::fs::File::open(&dir) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(StoreError::io("opening snapshot dir", dir, e)),
+        };
+        rustix::fs::flock(&held, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| StoreError::io("locking snapshot dir", &dir, e.into()))?;
         let doomed = self.dir.join(lock::temp_name(TEMP_PREFIX));
         match std::fs::rename(&dir, &doomed) {
-            // A concurrent temp cleanup may be removing it too: gone is fine.
-            Ok(()) => match std::fs::remove_dir_all(&doomed) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    Err(StoreError::io("removing snapshot dir", doomed, e))
-                }
-                _ => Ok(()),
-            },
+            Ok(()) => crate::store::remove_dir_all_settled(&doomed)
+                .map_err(|e| StoreError::io("removing snapshot dir", doomed, e)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(StoreError::io("removing snapshot dir", dir, e)),
         }
