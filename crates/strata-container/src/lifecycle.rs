@@ -493,15 +493,17 @@ pub(crate) fn purge(store: &Store, c: &Container, volumes: bool) -> Result<(), C
     Ok(())
 }
 
-/// `container prune`: removes every stopped container; returns the removed ids.
-pub fn prune(store: &Store) -> Result<Vec<String>, ContainerError> {
+/// `container prune`: removes every stopped container; returns the removed ids with the
+/// bytes each freed (its writable layer and logs).
+pub fn prune(store: &Store) -> Result<Vec<(String, u64)>, ContainerError> {
     let mut removed = Vec::new();
     for c in list(store)? {
         let stopped = matches!(c.state.status, Status::Created | Status::Exited)
             && !monitor_alive(&c.paths().monitor_lock);
         if stopped {
+            let bytes = strata_store::tree_size(&c.dir);
             remove(store, &c, false, false)?;
-            removed.push(c.id);
+            removed.push((c.id, bytes));
         }
     }
     Ok(removed)

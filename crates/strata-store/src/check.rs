@@ -9,7 +9,7 @@ use serde::Serialize;
 use strata_oci::{Digest, Sha256Hasher};
 
 use crate::error::{IoContext, StoreError};
-use crate::gc::orphan_snapshot_dirs;
+use crate::gc::{orphan_snapshot_dirs, reachable};
 use crate::store::{abandoned_temps, Store};
 
 /// Which blob of an image a problem is about.
@@ -90,6 +90,10 @@ pub struct CheckReport {
     pub images_checked: usize,
     pub snapshots_checked: usize,
     pub problems: Vec<Problem>,
+    /// Blobs and snapshots no image or container reaches (not a problem: `system prune`
+    /// collects them), and their bytes.
+    pub unreferenced: usize,
+    pub unreferenced_bytes: u64,
 }
 
 impl CheckReport {
@@ -182,6 +186,17 @@ impl Store {
                         parent: p.clone(),
                     });
                 }
+            }
+        }
+        let keep = reachable(self)?;
+        for s in snaps.iter().filter(|s| !keep.chains.contains(&s.chain_id)) {
+            report.unreferenced += 1;
+            report.unreferenced_bytes += self.snapshotter().usage(&s.chain_id).unwrap_or(0);
+        }
+        for blob in self.content().list()? {
+            if !keep.blobs.contains(&blob) {
+                report.unreferenced += 1;
+                report.unreferenced_bytes += self.content().size(&blob).unwrap_or(0);
             }
         }
         for path in orphan_snapshot_dirs(self)? {

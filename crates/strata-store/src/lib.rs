@@ -47,4 +47,4 @@ pub use images::{ImageRecord, LayerRecord};
 pub use lock::WriterLease;
 pub use snapshot::{unmount, DriverKind, SnapshotInfo, Snapshotter, StagedLayer, WritableLayer};
 pub use store::{Store, StoreInfo, StoreOptions};
-pub use usage::{DiskUsage, ImageUsage};
+pub use usage::{tree_size, DiskUsage, ImageUsage};

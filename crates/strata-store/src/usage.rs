@@ -6,7 +6,8 @@ use serde::Serialize;
 use strata_oci::Digest;
 
 use crate::error::StoreError;
-use crate::gc::reachable;
+use crate::gc::{orphan_snapshot_dirs, reachable};
+use crate::store::abandoned_temps;
 use crate::store::Store;
 
 /// One image's share of the disk. Sizes count the image's blobs (config, manifest,
@@ -39,8 +40,12 @@ pub struct DiskUsage {
     /// Bytes of every blob in the content store.
     pub blobs_size: u64,
     pub containers_count: usize,
+    /// Bytes of the containers' own directories (writable layers, logs).
     pub containers_size: u64,
-    /// Bytes gc would free now: blobs and snapshots no record reaches.
+    /// Bytes no record accounts for: snapshot dirs without a record and the temps of dead
+    /// processes (a killed pull, load or rmi). `system prune` frees them.
+    pub unreferenced_size: u64,
+    /// Bytes gc would free now: blobs and snapshots no record reaches, and the unreferenced.
     pub reclaimable: u64,
 }
 
@@ -105,7 +110,28 @@ impl Store {
             }
         }
         out.containers_count = self.db().container_count()?;
+        for row in self.containers()? {
+            out.containers_size += tree_size(&self.container_dir(&row.id));
+        }
+        for dir in orphan_snapshot_dirs(self)? {
+            out.unreferenced_size += tree_size(&dir);
+        }
+        // Claimed only to be measured: a live writer's temp is not claimable, so not counted.
+        for (temp, _claim) in abandoned_temps(self)? {
+            out.unreferenced_size += tree_size(&temp);
+        }
+        out.reclaimable += out.unreferenced_size;
         Ok(out)
+    }
+}
+
+/// Bytes of the files under `path` (a file's own size for a file; 0 when it is gone), each
+/// hardlinked inode counted once.
+pub fn tree_size(path: &std::path::Path) -> u64 {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => crate::snapshot::dir_usage(path).unwrap_or(0),
+        Ok(m) => m.len(),
+        Err(_) => 0,
     }
 }
 

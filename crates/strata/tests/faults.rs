@@ -218,3 +218,91 @@ fn a_container_whose_monitor_was_killed_is_stopped_started_and_removed() {
     assert!(cgroups_of(&id).is_empty(), "{:?}", cgroups_of(&id));
     assert!(!env.root().join("containers").join(&id).exists());
 }
+
+/// A docker-save archive whose layer is fine but whose config is not JSON: `load` ingests
+/// the layer, then fails.
+fn archive_with_a_broken_config(layer_bytes: usize) -> Vec<u8> {
+    let mut layer = tar::Builder::new(Vec::new());
+    let data = vec![0x5a; layer_bytes];
+    let mut h = tar::Header::new_ustar();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    layer.append_data(&mut h, "big", &data[..]).unwrap();
+    let layer = layer.into_inner().unwrap();
+    let manifest = br#"[{"Config":"config.json","RepoTags":["broken:1"],"Layers":["layer.tar"]}]"#;
+    let mut archive = tar::Builder::new(Vec::new());
+    for (name, body) in [
+        ("layer.tar", &layer[..]),
+        ("config.json", &b"{not json"[..]),
+        ("manifest.json", &manifest[..]),
+    ] {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        archive.append_data(&mut h, name, body).unwrap();
+    }
+    archive.into_inner().unwrap()
+}
+
+#[test]
+fn space_left_by_failed_commands_is_shown_and_freed() {
+    let env = Env::new();
+    env.import_busybox();
+    let before = env.ok(&["system", "df"]);
+    let archive = env.path("broken.tar");
+    std::fs::write(&archive, archive_with_a_broken_config(3 << 20)).unwrap();
+    env.fails(&["load", "-i", archive.to_str().unwrap()]);
+    // A snapshot dir no record names, as a process killed between its steps leaves.
+    let orphan = env.root().join("snapshots/overlay/987654");
+    std::fs::create_dir_all(&orphan).unwrap();
+    std::fs::write(orphan.join("f"), vec![1u8; 2 << 20]).unwrap();
+
+    let df = env.ok(&["system", "df"]);
+    assert_ne!(df, before);
+    let unreferenced = df
+        .lines()
+        .find(|l| l.starts_with("Unreferenced"))
+        .unwrap_or_default();
+    assert!(
+        unreferenced.contains("2.1MB") || unreferenced.contains("2.097MB"),
+        "{df}"
+    );
+    let verbose = env.ok(&["system", "df", "-v"]);
+    assert!(
+        verbose.contains("Unreferenced (left by interrupted commands)"),
+        "{verbose}"
+    );
+    let check = env.run(&["system", "check"]);
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(text.contains("unreferenced blobs and snapshots"), "{text}");
+    assert!(text.contains("987654 has no record"), "{text}");
+
+    let pruned = env.ok(&["system", "prune", "-f"]);
+    let freed = pruned
+        .lines()
+        .find_map(|l| l.strip_prefix("Total reclaimed space: "))
+        .unwrap();
+    assert!(freed.ends_with("MB"), "{pruned}");
+    let mb: f64 = freed.trim_end_matches("MB").parse().unwrap();
+    assert!(mb > 5.0, "the layer blob and the orphan dir: {pruned}");
+    assert!(!orphan.exists());
+    assert!(!env.ok(&["system", "df"]).contains("Unreferenced"));
+    env.ok(&["system", "check"]);
+
+    // container prune says what it freed.
+    env.ok(&[
+        "run",
+        "--name",
+        "big",
+        "busybox:local",
+        "dd",
+        "if=/dev/zero",
+        "of=/f",
+        "bs=1M",
+        "count=3",
+    ]);
+    let pruned = env.ok(&["container", "prune", "-f"]);
+    assert!(!pruned.contains("Total reclaimed space: 0B"), "{pruned}");
+}

@@ -17,7 +17,7 @@ use crate::cli::{
     StopArgs,
 };
 use crate::failure::Failure;
-use crate::render::out;
+use crate::render::{human, out};
 
 use super::run::{current_exe, start_failure};
 
@@ -174,13 +174,14 @@ pub(crate) fn prune_cmd(g: &GlobalOptions, a: ContainerPruneArgs) -> Result<Exit
     let mut text = String::new();
     if !removed.is_empty() {
         text.push_str("Deleted Containers:\n");
-        for id in &removed {
+        for (id, _) in &removed {
             text.push_str(id);
             text.push('\n');
         }
         text.push('\n');
     }
-    text.push_str("Total reclaimed space: 0B\n");
+    let freed: u64 = removed.iter().map(|(_, bytes)| bytes).sum();
+    text.push_str(&format!("Total reclaimed space: {}\n", human::size(freed)));
     out(&text);
     Ok(ExitCode::SUCCESS)
 }

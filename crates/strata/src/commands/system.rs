@@ -75,8 +75,14 @@ pub(crate) fn df(g: &GlobalOptions, a: DfArgs) -> Result<ExitCode, Failure> {
             size(usage.layers_size),
         ]);
         text.push_str(&t.render());
+        if usage.unreferenced_size > 0 {
+            text.push_str(&format!(
+                "\nUnreferenced (left by interrupted commands): {}\n",
+                size(usage.unreferenced_size)
+            ));
+        }
         text.push_str(&format!(
-            "\nReclaimable by garbage collection: {}\n",
+            "\nReclaimable by garbage collection (strata system prune): {}\n",
             size(usage.reclaimable)
         ));
     } else {
@@ -92,19 +98,46 @@ pub(crate) fn df(g: &GlobalOptions, a: DfArgs) -> Result<ExitCode, Failure> {
                 percent(usage.images_reclaimable, usage.images_size)
             ),
         ]);
+        // As Docker: a running container's layer is not reclaimable; a volume is while no
+        // container uses it.
+        let containers = strata_container::list(&store)?;
+        let mut running = 0;
+        let mut stopped_size = 0;
+        for c in &containers {
+            if matches!(
+                c.state.status,
+                strata_container::Status::Running | strata_container::Status::Restarting
+            ) {
+                running += 1;
+            } else {
+                stopped_size += strata_store::tree_size(&c.dir);
+            }
+        }
         t.row(vec![
             "Containers".into(),
             usage.containers_count.to_string(),
-            "0".into(),
+            running.to_string(),
             size(usage.containers_size),
-            size(usage.containers_size),
+            size(stopped_size),
         ]);
+        let volumes = strata_container::list_volumes(&store)?;
+        let volume_size = |v: &strata_container::Volume| strata_store::tree_size(&v.mountpoint);
         t.row(vec![
             "Local Volumes".into(),
-            "0".into(),
-            "0".into(),
-            "0B".into(),
-            "0B".into(),
+            volumes.len().to_string(),
+            volumes
+                .iter()
+                .filter(|v| !v.used_by.is_empty())
+                .count()
+                .to_string(),
+            size(volumes.iter().map(volume_size).sum()),
+            size(
+                volumes
+                    .iter()
+                    .filter(|v| v.used_by.is_empty())
+                    .map(volume_size)
+                    .sum(),
+            ),
         ]);
         let cache = store.build_cache_usage()?;
         t.row(vec![
@@ -114,6 +147,17 @@ pub(crate) fn df(g: &GlobalOptions, a: DfArgs) -> Result<ExitCode, Failure> {
             size(cache.size),
             size(cache.reclaimable),
         ]);
+        if usage.unreferenced_size > 0 {
+            // Not one of Docker's rows: data no record accounts for (an interrupted pull,
+            // load or rmi), which `system prune` frees.
+            t.row(vec![
+                "Unreferenced".into(),
+                "-".into(),
+                "0".into(),
+                size(usage.unreferenced_size),
+                size(usage.unreferenced_size),
+            ]);
+        }
         text.push_str(&t.render());
     }
     out(&text);
@@ -130,6 +174,13 @@ pub(crate) fn check(g: &GlobalOptions) -> Result<ExitCode, Failure> {
         report.images_checked,
         report.snapshots_checked
     );
+    if report.unreferenced > 0 {
+        text.push_str(&format!(
+            "note: {} unreferenced blobs and snapshots ({}): strata system prune frees them\n",
+            report.unreferenced,
+            human::size(report.unreferenced_bytes)
+        ));
+    }
     if report.problems.is_empty() {
         text.push_str("no problems found\n");
         out(&text);
