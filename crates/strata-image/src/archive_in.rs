@@ -231,13 +231,18 @@ fn commit_staged_layers(
 ) -> Result<(), ImageError> {
     let chain = record.chain_ids();
     for (i, layer) in record.layers.iter().enumerate() {
-        if layer.blob != layer.diff_id {
+        if store.snapshotter().exists(&chain[i])? {
             continue;
         }
-        let Some(stage) = staged.remove(&layer.blob) else {
-            continue;
+        // Only on a complete chain: a layer that cannot be committed from its staging (a
+        // compressed one, or one whose bytes are not its diff_id: corrupt) is unpacked from
+        // its blob by `unpack_image`, which verifies it first; nothing above it may be
+        // recorded before it is.
+        let stage = match staged.remove(&layer.blob) {
+            Some(stage) if layer.blob == layer.diff_id => stage,
+            _ => break,
         };
-        if !store.snapshotter().exists(&chain[i])? {
+        {
             let parent = i.checked_sub(1).map(|p| &chain[p]);
             store.snapshotter().commit_staged(
                 stage,

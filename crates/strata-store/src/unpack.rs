@@ -49,24 +49,36 @@ impl Store {
             }
         } else {
             let next = AtomicUsize::new(0);
-            let results: Vec<Result<(), StoreError>> = std::thread::scope(|s| {
-                let handles: Vec<_> = (0..workers.min(missing.len()))
-                    .map(|_| {
-                        s.spawn(|| loop {
-                            let k = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(&i) = missing.get(k) else {
-                                return Ok(());
-                            };
-                            unpack_one(i)?;
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                    .collect()
+            let failed = std::sync::Mutex::new(Vec::new());
+            std::thread::scope(|s| {
+                for _ in 0..workers.min(missing.len()) {
+                    s.spawn(|| loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&i) = missing.get(k) else { break };
+                        if let Err(e) = unpack_one(i) {
+                            failed
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push((i, e));
+                        }
+                    });
+                }
             });
-            results.into_iter().collect::<Result<Vec<()>, _>>()?;
+            let mut failed = failed.into_inner().unwrap_or_else(|p| p.into_inner());
+            failed.sort_by_key(|(i, _)| *i);
+            if let Some((lowest, _)) = failed.first() {
+                // Layers above the failed one were unpacked in parallel and recorded on a
+                // parent that will not exist: take them back (top first, children before
+                // parents), so what stays recorded is a complete chain from the bottom.
+                for &i in missing.iter().rev().filter(|&&i| i > *lowest) {
+                    if snap.exists(&chain[i])? {
+                        let _ = snap.remove(&chain[i]);
+                    }
+                }
+            }
+            if let Some((_, e)) = failed.into_iter().next() {
+                return Err(e);
+            }
         }
         Ok(chain.last().cloned())
     }

@@ -784,7 +784,7 @@ fn rmi_of_a_built_image_deletes_its_untagged_step_images() {
     let out = env.ok(&["rmi", "--no-prune", "steps:2"]);
     assert_eq!(out.matches("Deleted:").count(), 1, "{out}");
     assert_eq!(all(&env), 3);
-    let out = env.ok(&["image", "prune"]);
+    let out = env.ok(&["image", "prune", "-f"]);
     assert!(out.contains("Deleted"), "{out}");
 
     // Without --no-prune, the step images go with the image; the base stays.

@@ -398,3 +398,29 @@ fn vfs_driver_gives_the_same_images() {
     assert!(err.contains("vfs"), "{err}");
     env.ok(&["system", "check"]);
 }
+
+#[test]
+fn prunes_ask_first_unless_forced_and_system_prune_takes_stopped_containers() {
+    let env = Env::new();
+    env.import_busybox();
+    env.ok(&["create", "--name", "stopped", "busybox:local", "true"]);
+    // No answer on stdin: refused, nothing removed.
+    let refused = env.fails(&["system", "prune", "-a"]);
+    assert!(refused.contains("--force"), "{refused}");
+    assert!(env.ok(&["ps", "-a", "-q"]).lines().count() == 1);
+    // Answered on a pipe, as `yes | docker system prune`.
+    let mut cmd = env.cmd(&["system", "prune", "-a"]);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"y\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Deleted Containers:"), "{text}");
+    assert!(text.contains("Deleted Images:"), "{text}");
+    assert_eq!(text.matches("Total reclaimed space").count(), 1, "{text}");
+    assert!(env.ok(&["ps", "-a", "-q"]).trim().is_empty());
+    assert!(env.ok(&["images", "-a", "-q"]).trim().is_empty());
+}

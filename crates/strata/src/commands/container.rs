@@ -166,7 +166,7 @@ pub(crate) fn rm_cmd(g: &GlobalOptions, a: RmArgs) -> Result<ExitCode, Failure> 
 }
 
 pub(crate) fn prune_cmd(g: &GlobalOptions, a: ContainerPruneArgs) -> Result<ExitCode, Failure> {
-    if !a.force && !confirm("This will remove all stopped containers.")? {
+    if !a.force && !super::confirm("This will remove all stopped containers.")? {
         return Ok(ExitCode::SUCCESS);
     }
     let store = super::open_store(g)?;
@@ -184,22 +184,6 @@ pub(crate) fn prune_cmd(g: &GlobalOptions, a: ContainerPruneArgs) -> Result<Exit
     text.push_str(&format!("Total reclaimed space: {}\n", human::size(freed)));
     out(&text);
     Ok(ExitCode::SUCCESS)
-}
-
-/// Docker's prompt; without a terminal to ask, refuses and says how to skip it.
-#[allow(clippy::print_stderr)]
-fn confirm(warning: &str) -> Result<bool, Failure> {
-    use std::io::IsTerminal;
-    if !std::io::stdin().is_terminal() {
-        return Err(Failure::new(format!(
-            "{warning} Refusing without confirmation: standard input is not a terminal"
-        ))
-        .with_hint("pass -f/--force to skip the prompt"));
-    }
-    eprint!("WARNING! {warning}\nAre you sure you want to continue? [y/N] ");
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
 }
 
 pub(crate) fn logs_cmd(g: &GlobalOptions, a: LogsArgs) -> Result<ExitCode, Failure> {

@@ -131,3 +131,24 @@ pub(crate) fn read_input(path: &str) -> Result<String, Failure> {
         std::fs::read_to_string(path).map_err(|e| Failure::new(format!("reading {path}: {e}")))
     }
 }
+
+/// Docker's prompt before a prune: the answer is read from standard input, terminal or pipe
+/// (`yes | strata system prune` works). An input that ends without an answer is refused
+/// with a hint, rather than taken as "no" in silence.
+#[allow(clippy::print_stderr)]
+pub(crate) fn confirm(warning: &str) -> Result<bool, Failure> {
+    use std::io::IsTerminal;
+    eprint!("WARNING! {warning}\nAre you sure you want to continue? [y/N] ");
+    let mut answer = String::new();
+    let read = std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| Failure::new(format!("reading the answer from standard input: {e}")))?;
+    if read == 0 && !std::io::stdin().is_terminal() {
+        eprintln!();
+        return Err(
+            Failure::new("no answer: standard input ended before confirming")
+                .with_hint("pass -f/--force to skip the prompt"),
+        );
+    }
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+}

@@ -147,15 +147,16 @@ pub(crate) fn df(g: &GlobalOptions, a: DfArgs) -> Result<ExitCode, Failure> {
             size(cache.size),
             size(cache.reclaimable),
         ]);
-        if usage.unreferenced_size > 0 {
-            // Not one of Docker's rows: data no record accounts for (an interrupted pull,
-            // load or rmi), which `system prune` frees.
+        if usage.reclaimable > 0 {
+            // Not one of Docker's rows: blobs, snapshots and files no image or container
+            // reaches (what an interrupted pull, load or rmi leaves), which `system prune`
+            // frees.
             t.row(vec![
                 "Unreferenced".into(),
                 "-".into(),
                 "0".into(),
-                size(usage.unreferenced_size),
-                size(usage.unreferenced_size),
+                size(usage.reclaimable),
+                size(usage.reclaimable),
             ]);
         }
         text.push_str(&t.render());
