@@ -346,7 +346,7 @@ fn restart_policy_logs_and_a_dead_monitor() {
     let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "orphan"])).unwrap();
     let pid = inspect[0]["State"]["Pid"].as_i64().unwrap();
     assert!(pid > 0);
-    let monitor = find_monitor(&id).expect("monitor process");
+    let monitor = common::find_monitor(&id).expect("monitor process");
     // SAFETY: kill(2) of a process this test started.
     unsafe { libc::kill(monitor, libc::SIGKILL) };
     std::thread::sleep(Duration::from_millis(300));
@@ -366,23 +366,6 @@ fn is_sleep(pid: i64) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
         .map(|c| c.starts_with("sleep"))
         .unwrap_or(false)
-}
-
-/// The pid of the monitor of container `id` (a strata process with the monitor env naming it).
-fn find_monitor(id: &str) -> Option<i32> {
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
-            continue;
-        };
-        let text = String::from_utf8_lossy(&environ);
-        if text.contains("STRATA_CONTAINER_MONITOR") && text.contains(id) {
-            return Some(pid);
-        }
-    }
-    None
 }
 
 #[test]

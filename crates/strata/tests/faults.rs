@@ -104,30 +104,13 @@ fn a_container_filling_the_disk_can_still_be_stopped_and_removed() {
     assert!(env.root().join("space-reserve").exists());
 }
 
-/// The pid of the monitor of container `id` (a strata process whose environment names it).
-fn find_monitor(id: &str) -> Option<i32> {
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
-            continue;
-        };
-        let text = String::from_utf8_lossy(&environ);
-        if text.contains("STRATA_CONTAINER_MONITOR") && text.contains(id) {
-            return Some(pid);
-        }
-    }
-    None
-}
-
 /// SIGKILLs the monitor of a running container; returns the container's init pid.
 fn kill_monitor(env: &Env, name: &str) -> i32 {
     let state = common::inspect(env, name);
     let id = state["Id"].as_str().unwrap().to_owned();
     let pid = state["State"]["Pid"].as_i64().unwrap() as i32;
     assert!(pid > 0, "{name} runs");
-    let monitor = find_monitor(&id).expect("monitor process");
+    let monitor = common::find_monitor(&id).expect("monitor process");
     // SAFETY: kill(2) of a process this test started.
     unsafe { libc::kill(monitor, libc::SIGKILL) };
     wait_until("the monitor to die", Duration::from_secs(10), || {

@@ -28,25 +28,43 @@ fn each(
     mut action: impl FnMut(&Store, &Container, &str) -> Result<Option<String>, Failure>,
 ) -> Result<ExitCode, Failure> {
     let store = super::open_store(g)?;
-    let mut failed = false;
+    let mut results = Outcomes::default();
     for name in names {
-        let result = lookup(&store, name)
-            .map_err(Failure::from)
-            .and_then(|c| action(&store, &c, name));
+        results.show(
+            lookup(&store, name)
+                .map_err(Failure::from)
+                .and_then(|c| action(&store, &c, name)),
+        );
+    }
+    Ok(results.exit_code())
+}
+
+/// What a verb given several containers prints per container, and its exit status: failure
+/// when any of them failed (Docker's rule; the others are still acted on).
+#[derive(Default)]
+struct Outcomes {
+    failed: bool,
+}
+
+impl Outcomes {
+    fn show(&mut self, result: Result<Option<String>, Failure>) {
         match result {
             Ok(Some(line)) => out(&format!("{line}\n")),
             Ok(None) => {}
             Err(f) => {
                 f.print();
-                failed = true;
+                self.failed = true;
             }
         }
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+
+    fn exit_code(&self) -> ExitCode {
+        if self.failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
 }
 
 /// [`each`] for verbs that mostly wait (stop, kill, rm): every container at once, as Docker's
@@ -61,7 +79,7 @@ fn each_at_once(
     let store = super::open_store(g)?;
     let (done, results) = std::sync::mpsc::channel();
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut failed = false;
+    let mut outcomes = Outcomes::default();
     std::thread::scope(|scope| {
         for _ in 0..names.len().min(MAX_THREADS) {
             let done = done.clone();
@@ -83,23 +101,12 @@ fn each_at_once(
         for (i, result) in results {
             pending.insert(i, result);
             while let Some(result) = pending.remove(&shown) {
-                match result {
-                    Ok(Some(line)) => out(&format!("{line}\n")),
-                    Ok(None) => {}
-                    Err(f) => {
-                        f.print();
-                        failed = true;
-                    }
-                }
+                outcomes.show(result);
                 shown += 1;
             }
         }
     });
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(outcomes.exit_code())
 }
 
 pub(crate) fn start_cmd(g: &GlobalOptions, a: StartArgs) -> Result<ExitCode, Failure> {

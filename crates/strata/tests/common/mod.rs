@@ -205,3 +205,20 @@ pub(crate) fn build(env: &Env, dir: &Path, tag: &str) -> String {
         .trim()
         .to_string()
 }
+
+/// The pid of the monitor of container `id` (a strata process whose environment names it).
+pub(crate) fn find_monitor(id: &str) -> Option<i32> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&environ);
+        if text.contains("STRATA_CONTAINER_MONITOR") && text.contains(id) {
+            return Some(pid);
+        }
+    }
+    None
+}
