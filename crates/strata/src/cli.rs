@@ -108,6 +108,9 @@ pub(crate) enum Command {
     /// Manage the build cache
     #[command(subcommand)]
     Builder(BuilderCommand),
+    /// Run a registry server
+    #[command(subcommand)]
+    Registry(crate::cli_registry::RegistryCommand),
 }
 
 #[derive(Subcommand)]
