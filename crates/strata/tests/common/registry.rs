@@ -191,30 +191,24 @@ impl Served {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Reply {
-        let mut b = ureq::http::Request::builder()
-            .method(method)
-            .uri(self.url(path));
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        let req = b.body(body.to_vec()).expect("request");
-        let mut resp = agent().run(req).expect("http request");
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = if method == "HEAD" {
-            Vec::new()
-        } else {
-            resp.body_mut()
-                .with_config()
-                .limit(u64::MAX)
-                .read_to_vec()
-                .expect("read body")
-        };
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        self.try_call(method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// Any request; connection failures are errors, not panics.
+    pub(crate) fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Reply, ureq::Error> {
+        call_url(&self.url(path), method, headers, body)
+    }
+
+    /// SIGKILL without waiting (other threads may be using the server).
+    pub(crate) fn kill_now(&self) {
+        unsafe { libc::kill(self.pid() as i32, libc::SIGKILL) };
     }
 
     pub(crate) fn get(&self, path: &str) -> Reply {
@@ -268,6 +262,36 @@ impl Served {
     }
 }
 
+/// A request to a full URL.
+pub(crate) fn call_url(
+    url: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Reply, ureq::Error> {
+    let mut b = ureq::http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let req = b.body(body.to_vec()).expect("request");
+    let mut resp = agent().run(req)?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = if method == "HEAD" {
+        Vec::new()
+    } else {
+        resp.body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()?
+    };
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         self.kill();
@@ -315,6 +339,115 @@ pub(crate) fn assert_blobs_verify(storage: &Path) {
                 "blob {} does not match its name",
                 f.path().display()
             );
+        }
+    }
+}
+
+/// Pushes `data` as a blob through a chunked session (`chunk` bytes per PATCH) at `base`
+/// (`http://host:port`); any failure is an `Err` (the server may be killed meanwhile).
+pub(crate) fn push_blob_chunked(
+    base: &str,
+    repo: &str,
+    data: &[u8],
+    chunk: usize,
+) -> Result<String, String> {
+    let d = sha256(data);
+    let r = call_url(
+        &format!("{base}/v2/{repo}/blobs/uploads/"),
+        "POST",
+        &[],
+        b"",
+    )
+    .map_err(|e| e.to_string())?;
+    if r.status != 202 {
+        return Err(format!("start: {} {}", r.status, r.text()));
+    }
+    let loc = r.header("location").unwrap_or("").to_string();
+    let mut offset = 0;
+    for piece in data.chunks(chunk.max(1)) {
+        let range = format!("{}-{}", offset, offset + piece.len() - 1);
+        let r = call_url(
+            &format!("{base}{loc}"),
+            "PATCH",
+            &[("content-range", &range)],
+            piece,
+        )
+        .map_err(|e| e.to_string())?;
+        if r.status != 202 {
+            return Err(format!("patch: {} {}", r.status, r.text()));
+        }
+        offset += piece.len();
+    }
+    let r =
+        call_url(&format!("{base}{loc}?digest={d}"), "PUT", &[], b"").map_err(|e| e.to_string())?;
+    if r.status != 201 {
+        return Err(format!("put: {} {}", r.status, r.text()));
+    }
+    Ok(d)
+}
+
+/// Pushes a one-layer image (layer chunked) at `base`; returns the manifest bytes.
+pub(crate) fn push_image_at(
+    base: &str,
+    repo: &str,
+    tag: &str,
+    layer: &[u8],
+) -> Result<Vec<u8>, String> {
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+        sha256(layer)
+    );
+    let c = push_blob_chunked(base, repo, config.as_bytes(), 1 << 20)?;
+    let l = push_blob_chunked(base, repo, layer, 64 << 10)?;
+    let m = oci_manifest(&c, config.len(), &[(&l, layer.len())]);
+    let r = call_url(
+        &format!("{base}/v2/{repo}/manifests/{tag}"),
+        "PUT",
+        &[("content-type", OCI_MANIFEST)],
+        m.as_bytes(),
+    )
+    .map_err(|e| e.to_string())?;
+    if r.status != 201 {
+        return Err(format!("manifest: {} {}", r.status, r.text()));
+    }
+    Ok(m.into_bytes())
+}
+
+/// A layer of `len` bytes that no other call returns.
+pub(crate) fn unique_layer(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Every tag of every repository names a manifest whose blobs are all there and verify.
+pub(crate) fn assert_consistent(s: &Served) {
+    assert_blobs_verify(&s.storage());
+    let catalog = s.get("/v2/_catalog").json();
+    for repo in catalog["repositories"].as_array().unwrap() {
+        let repo = repo.as_str().unwrap();
+        let tags = s.get(&format!("/v2/{repo}/tags/list")).json();
+        for tag in tags["tags"].as_array().unwrap() {
+            let tag = tag.as_str().unwrap();
+            let m = s.get(&format!("/v2/{repo}/manifests/{tag}"));
+            assert_eq!(m.status, 200, "{repo}:{tag} names a missing manifest");
+            assert_eq!(m.header("docker-content-digest").unwrap(), sha256(&m.body));
+            let v = m.json();
+            let mut blobs = vec![v["config"]["digest"].as_str().unwrap().to_string()];
+            for l in v["layers"].as_array().unwrap() {
+                blobs.push(l["digest"].as_str().unwrap().to_string());
+            }
+            for b in blobs {
+                let r = s.get(&format!("/v2/{repo}/blobs/{b}"));
+                assert_eq!(r.status, 200, "{repo}:{tag} lost blob {b}");
+                assert_eq!(sha256(&r.body), b);
+            }
         }
     }
 }
