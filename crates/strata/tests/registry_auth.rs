@@ -129,12 +129,11 @@ enum Need {
     Delete,
 }
 
-/// Every route, what it needs, and a request for it.
-fn routes(
-    layer: &str,
-    upload: &str,
-    manifest: &str,
-) -> Vec<(Need, &'static str, String, Vec<u8>, Option<&'static str>)> {
+/// A route, what it needs, and a request for it: (need, method, path, body, content type).
+type RouteCase = (Need, &'static str, String, Vec<u8>, Option<&'static str>);
+
+/// Every route.
+fn routes(layer: &str, upload: &str, manifest: &str) -> Vec<RouteCase> {
     vec![
         (Need::Login, "GET", "/v2/".into(), vec![], None),
         (Need::Pull, "GET", "/v2/app/tags/list".into(), vec![], None),
