@@ -438,16 +438,30 @@ pub(crate) fn assert_consistent(s: &Served) {
             let m = s.get(&format!("/v2/{repo}/manifests/{tag}"));
             assert_eq!(m.status, 200, "{repo}:{tag} names a missing manifest");
             assert_eq!(m.header("docker-content-digest").unwrap(), sha256(&m.body));
-            let v = m.json();
-            let mut blobs = vec![v["config"]["digest"].as_str().unwrap().to_string()];
-            for l in v["layers"].as_array().unwrap() {
-                blobs.push(l["digest"].as_str().unwrap().to_string());
-            }
-            for b in blobs {
-                let r = s.get(&format!("/v2/{repo}/blobs/{b}"));
-                assert_eq!(r.status, 200, "{repo}:{tag} lost blob {b}");
-                assert_eq!(sha256(&r.body), b);
-            }
+            assert_manifest_complete(s, repo, &m.json(), tag);
         }
+    }
+}
+
+/// A manifest's blobs (or an index's child manifests, recursively) are all there and verify.
+pub(crate) fn assert_manifest_complete(s: &Served, repo: &str, v: &serde_json::Value, what: &str) {
+    if let Some(children) = v["manifests"].as_array() {
+        for c in children {
+            let d = c["digest"].as_str().unwrap();
+            let m = s.get(&format!("/v2/{repo}/manifests/{d}"));
+            assert_eq!(m.status, 200, "{repo}:{what} lost child manifest {d}");
+            assert_eq!(sha256(&m.body), d);
+            assert_manifest_complete(s, repo, &m.json(), what);
+        }
+        return;
+    }
+    let mut blobs = vec![v["config"]["digest"].as_str().unwrap().to_string()];
+    for l in v["layers"].as_array().unwrap() {
+        blobs.push(l["digest"].as_str().unwrap().to_string());
+    }
+    for b in blobs {
+        let r = s.get(&format!("/v2/{repo}/blobs/{b}"));
+        assert_eq!(r.status, 200, "{repo}:{what} lost blob {b}");
+        assert_eq!(sha256(&r.body), b);
     }
 }
