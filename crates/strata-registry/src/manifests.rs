@@ -123,14 +123,19 @@ impl Registry {
         Ok(Some((m, bytes)))
     }
 
-    /// Validates and stores a manifest (PUT).
+    /// Validates and stores a manifest (PUT), tagged by its reference when that is a tag and
+    /// by every one of `tags` (the `?tag=` parameters of a push by digest).
     pub async fn put_manifest(
         &self,
         name: &str,
         reference: &ManifestRef,
+        tags: &[String],
         content_type: Option<&str>,
         body: Bytes,
     ) -> Result<PushedManifest, ApiError> {
+        if let Some(bad) = tags.iter().find(|t| !names::valid_tag(t)) {
+            return Err(ApiError::manifest_invalid(format!("invalid tag {bad:?}")));
+        }
         let digest = Digest::sha256_of(&body);
         if let ManifestRef::Digest(d) = reference {
             if d != &digest {
@@ -231,7 +236,11 @@ impl Registry {
                 )
                 .await?;
         }
-        if let ManifestRef::Tag(tag) = reference {
+        let by_reference = match reference {
+            ManifestRef::Tag(tag) => Some(tag),
+            ManifestRef::Digest(_) => None,
+        };
+        for tag in by_reference.into_iter().chain(tags) {
             self.storage
                 .put(&layout::tag(name, tag), Bytes::from(digest.to_string()))
                 .await?;

@@ -343,6 +343,32 @@ fn manifests_are_validated_and_served_byte_exact() {
         r.header("location"),
         Some(format!("/v2/img/manifests/{gd}").as_str())
     );
+    // pushed by digest with `?tag=` parameters: every tag names it
+    let r = s.put_manifest(
+        "img",
+        &format!("{gd}?tag=t1&tag=t2"),
+        OCI_MANIFEST,
+        good.as_bytes(),
+    );
+    assert_eq!(r.status, 201);
+    let tags: Vec<&str> = r
+        .headers
+        .get_all("oci-tag")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert_eq!(tags, ["t1", "t2"]);
+    assert_eq!(s.get("/v2/img/manifests/t2").body, good.as_bytes());
+    assert_eq!(
+        s.put_manifest(
+            "img",
+            &format!("{gd}?tag=-bad"),
+            OCI_MANIFEST,
+            good.as_bytes()
+        )
+        .code(),
+        "MANIFEST_INVALID"
+    );
     // too big
     let huge = vec![b' '; 5 << 20];
     let r = s.put_manifest("img", "huge", OCI_MANIFEST, &huge);

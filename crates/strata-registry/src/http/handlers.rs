@@ -433,6 +433,10 @@ async fn manifest(
                     "invalid tag or digest {reference:?}"
                 )));
             };
+            let tags: Vec<String> = Query::parse(req.uri().query())
+                .all("tag")
+                .map(str::to_string)
+                .collect();
             let content_type = req
                 .headers()
                 .get("content-type")
@@ -455,7 +459,7 @@ async fn manifest(
             };
             let pushed = app
                 .registry
-                .put_manifest(name, &r, content_type.as_deref(), bytes)
+                .put_manifest(name, &r, &tags, content_type.as_deref(), bytes)
                 .await?;
             let mut b = builder(StatusCode::CREATED)
                 .header(
@@ -466,6 +470,9 @@ async fn manifest(
                 .header("content-length", 0);
             if let Some(s) = &pushed.subject {
                 b = b.header("oci-subject", s.as_str());
+            }
+            for tag in &tags {
+                b = b.header("oci-tag", tag.as_str());
             }
             Ok(finish(b, body::empty()))
         }
