@@ -38,6 +38,16 @@ pub(crate) struct Htpasswd {
     verified: Mutex<HashMap<(String, Digest, String), Instant>>,
 }
 
+/// A hash no password matches in practice, checked for unknown users.
+fn unknown_user_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        let mut salt = [0u8; 32];
+        let _ = getrandom::fill(&mut salt);
+        bcrypt::hash(salt, DEFAULT_COST).unwrap_or_default()
+    })
+}
+
 /// Parses htpasswd text; lines that are blank, comments or not bcrypt are skipped (and named
 /// in the returned warnings).
 fn parse(text: &str) -> (HashMap<String, String>, Vec<String>) {
@@ -114,6 +124,12 @@ impl Htpasswd {
     /// Whether `password` is `user`'s.
     pub(crate) async fn verify(self: &Arc<Self>, user: &str, password: &str) -> bool {
         let Some(hash) = self.hash_of(user) else {
+            // As slow as a real check, so response times do not tell which users exist.
+            let password = password.to_string();
+            let _ = tokio::task::spawn_blocking(move || {
+                bcrypt::verify(password, unknown_user_hash()).ok()
+            })
+            .await;
             return false;
         };
         let key = (
