@@ -12,6 +12,15 @@ use crate::registry::Registry;
 use crate::storage::{ByteStream, ObjectMeta};
 
 impl Registry {
+    /// Whether the repository links the blob.
+    pub(crate) async fn links(&self, name: &str, digest: &Digest) -> Result<bool, ApiError> {
+        Ok(self
+            .storage
+            .head(&layout::blob_link(name, digest))
+            .await?
+            .is_some())
+    }
+
     /// Size and time of a blob the repository links; `None` when it does not (or the bytes
     /// are gone).
     pub async fn blob_meta(
@@ -19,12 +28,7 @@ impl Registry {
         name: &str,
         digest: &Digest,
     ) -> Result<Option<ObjectMeta>, ApiError> {
-        if self
-            .storage
-            .head(&layout::blob_link(name, digest))
-            .await?
-            .is_none()
-        {
+        if !self.links(name, digest).await? {
             return Ok(None);
         }
         Ok(self.storage.head(&layout::blob(digest)).await?)
@@ -37,12 +41,7 @@ impl Registry {
         digest: &Digest,
         range: Option<Range<u64>>,
     ) -> Result<Option<(ObjectMeta, ByteStream)>, ApiError> {
-        if self
-            .storage
-            .head(&layout::blob_link(name, digest))
-            .await?
-            .is_none()
-        {
+        if !self.links(name, digest).await? {
             return Ok(None);
         }
         Ok(self.storage.read(&layout::blob(digest), range).await?)
@@ -69,12 +68,7 @@ impl Registry {
         digest: &Digest,
         from: &str,
     ) -> Result<bool, ApiError> {
-        if self
-            .storage
-            .head(&layout::blob_link(from, digest))
-            .await?
-            .is_none()
-        {
+        if !self.links(from, digest).await? {
             return Ok(false);
         }
         let _guard = self.storage.reference_guard().await?;
@@ -98,12 +92,13 @@ impl Registry {
         digest: &Digest,
         size: u64,
     ) -> Result<(), ApiError> {
-        let link = layout::blob_link(name, digest);
-        if self.storage.head(&link).await?.is_some() {
+        if self.links(name, digest).await? {
             return Ok(());
         }
         self.check_quota(name, size).await?;
-        self.storage.put(&link, bytes::Bytes::new()).await?;
+        self.storage
+            .put(&layout::blob_link(name, digest), bytes::Bytes::new())
+            .await?;
         self.quotas.charge(name, size);
         Ok(())
     }

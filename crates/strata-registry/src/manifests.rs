@@ -269,12 +269,7 @@ impl Registry {
                         continue;
                     }
                     let key = layout::blob(&d.digest);
-                    let linked = self
-                        .storage
-                        .head(&layout::blob_link(name, &d.digest))
-                        .await?
-                        .is_some();
-                    if !linked || !self.storage.touch(&key).await? {
+                    if !self.links(name, &d.digest).await? || !self.storage.touch(&key).await? {
                         return Err(missing(d, "unknown blob"));
                     }
                     match self.storage.head(&key).await? {

@@ -3,46 +3,10 @@
 /// Longest repository name accepted (Distribution's limit).
 pub(crate) const MAX_NAME: usize = 255;
 
-/// A repository name of the OCI grammar: `/`-separated components of lower-case letters and
-/// digits, joined inside a component by `.`, `_`, `__` or any run of `-`.
+/// A repository name of the OCI grammar (strata-oci's, as for image references), at most
+/// [`MAX_NAME`] bytes.
 pub(crate) fn valid_repository(name: &str) -> bool {
-    !name.is_empty() && name.len() <= MAX_NAME && name.split('/').all(valid_component)
-}
-
-fn valid_component(c: &str) -> bool {
-    let b = c.as_bytes();
-    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
-    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        // a separator: `.`, `_`, `__` or `-+`, always followed by an alphanumeric
-        let start = i;
-        match b[i] {
-            b'.' => i += 1,
-            b'_' => {
-                i += 1;
-                if i < b.len() && b[i] == b'_' {
-                    i += 1;
-                }
-            }
-            b'-' => {
-                while i < b.len() && b[i] == b'-' {
-                    i += 1;
-                }
-            }
-            _ => return false,
-        }
-        if i == start || i >= b.len() || !alnum(b[i]) {
-            return false;
-        }
-    }
-    true
+    name.len() <= MAX_NAME && strata_oci::is_repository_path(name)
 }
 
 /// A tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.

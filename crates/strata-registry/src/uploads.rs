@@ -342,12 +342,7 @@ impl Registry {
             .with_detail(serde_json::json!({ "digest": digest.to_string() })));
         }
         let _guard = self.storage.reference_guard().await?;
-        let linked = self
-            .storage
-            .head(&layout::blob_link(name, digest))
-            .await?
-            .is_some();
-        if !linked {
+        if !self.links(name, digest).await? {
             if let Err(e) = self.check_quota(name, state.offset).await {
                 let _ = self.storage.ingest_abort(id).await;
                 add(&self.metrics.quota_denied, 1);

@@ -5,8 +5,6 @@
 #[path = "common/registry.rs"]
 mod registry;
 
-use std::process::{Command, Stdio};
-
 use registry::*;
 
 const USERS: [&str; 4] = ["reader", "writer", "deleter", "admin"];
@@ -14,22 +12,7 @@ const USERS: [&str; 4] = ["reader", "writer", "deleter", "admin"];
 fn htpasswd(dir: &std::path::Path) -> std::path::PathBuf {
     let file = dir.join("htpasswd");
     for user in USERS {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
-            .args(["registry", "htpasswd", "--cost", "4", "-f"])
-            .arg(&file)
-            .arg(user)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{user}-pw\n").as_bytes())
-            .unwrap();
-        assert!(child.wait().unwrap().success());
+        add_user(&file, user);
     }
     file
 }

@@ -127,22 +127,7 @@ fn docker_login_against_the_token_service() {
     }
     let dir = tempfile::tempdir().unwrap();
     let htpasswd = dir.path().join("htpasswd");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(["registry", "htpasswd", "--cost", "4", "-f"])
-        .arg(&htpasswd)
-        .arg("alice")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"alice-pw\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    add_user(&htpasswd, "alice");
     let s = Served::start(&format!(
         "[auth]\nmode = \"token\"\nhtpasswd = \"{}\"\n",
         htpasswd.display()

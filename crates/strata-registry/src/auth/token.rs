@@ -127,18 +127,6 @@ fn key_err(path: &Path, message: impl Into<String>) -> RegistryError {
     }
 }
 
-fn pem_private_key(der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN PRIVATE KEY-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str("-----END PRIVATE KEY-----\n");
-    out
-}
-
 impl TokenIssuer {
     /// Loads the signing key from `path`, generating it (0600) when it does not exist.
     pub(crate) fn load_or_create(
@@ -151,7 +139,7 @@ impl TokenIssuer {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && config.signing_key.is_none() => {
                 let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
                     .map_err(|_| key_err(path, "cannot generate a key"))?;
-                let pem = pem_private_key(doc.as_ref());
+                let pem = pem_block("PRIVATE KEY", doc.as_ref());
                 write_private(path, pem.as_bytes()).map_err(|e| key_err(path, e.to_string()))?;
                 tracing::info!(path = %path.display(), "generated the token signing key");
                 pem.into_bytes()

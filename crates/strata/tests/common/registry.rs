@@ -465,3 +465,23 @@ pub(crate) fn assert_manifest_complete(s: &Served, repo: &str, v: &serde_json::V
         assert_eq!(sha256(&r.body), b);
     }
 }
+
+/// Adds `user` with password `<user>-pw` to an htpasswd file through `strata registry htpasswd`.
+pub(crate) fn add_user(file: &Path, user: &str) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["registry", "htpasswd", "--cost", "4", "-f"])
+        .arg(file)
+        .arg(user)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("strata registry htpasswd");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{user}-pw\n").as_bytes())
+        .expect("write the password");
+    assert!(child.wait().expect("wait").success());
+}
