@@ -402,6 +402,54 @@ mod tests {
     }
 
     #[test]
+    fn an_external_issuers_jwks_is_trusted_and_kid_picks_the_key() {
+        use base64::Engine;
+        let d = tempfile::tempdir().unwrap();
+        let c = TokenConfig {
+            service: "svc".into(),
+            issuer: "jwks.example".into(),
+            ..TokenConfig::default()
+        };
+        let (ext, _) = TokenIssuer::load_or_create(&c, &d.path().join("ext.pem")).unwrap();
+        let pem = std::fs::read(d.path().join("ext.pem")).unwrap();
+        let der = PrivatePkcs8KeyDer::from_pem_slice(&pem).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            der.secret_pkcs8_der(),
+            &SystemRandom::new(),
+        )
+        .unwrap();
+        let point = pair.public_key().as_ref();
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let jwks = serde_json::json!({ "keys": [
+            { "kty": "EC", "crv": "P-256", "kid": ext.kid, "alg": "ES256", "use": "sig",
+              "x": b64(&point[1..33]), "y": b64(&point[33..65]) },
+            { "kty": "oct", "k": "c2VjcmV0", "kid": "shared-secret" }
+        ]});
+        let path = d.path().join("jwks.json");
+        std::fs::write(&path, jwks.to_string()).unwrap();
+        let keys = trusted_keys(&TrustedIssuer {
+            issuer: "jwks.example".into(),
+            jwks: Some(path),
+            certificates: None,
+        })
+        .unwrap();
+        assert_eq!(keys.len(), 1, "symmetric keys are never trusted");
+        let verifier = TokenVerifier::new(keys, "svc");
+        let (t, _, _) = ext.issue("carol", vec![]).unwrap();
+        assert_eq!(verifier.verify(&t).unwrap().subject, "carol");
+        // a token naming another issuer is refused even with a good signature
+        let c2 = TokenConfig {
+            service: "svc".into(),
+            issuer: "someone.else".into(),
+            ..TokenConfig::default()
+        };
+        let (impostor, _) = TokenIssuer::load_or_create(&c2, &d.path().join("ext.pem")).unwrap();
+        let (t, _, _) = impostor.issue("carol", vec![]).unwrap();
+        assert!(verifier.verify(&t).is_none());
+    }
+
+    #[test]
     fn an_external_issuers_certificate_bundle_is_trusted() {
         // The external issuer's key, as a public key PEM.
         let d = tempfile::tempdir().unwrap();
