@@ -146,6 +146,28 @@ impl Sha256Hasher {
             text: format!("sha256:{}", hex::encode(self.inner.finalize())),
         }
     }
+
+    /// The hasher's state as bytes, so that a digest computed over a stream can be
+    /// carried across processes (a registry upload resumed after a restart or on another
+    /// replica) without re-reading what was hashed so far.
+    pub fn save_state(&self) -> Vec<u8> {
+        use sha2::digest::common::hazmat::SerializableState;
+        let mut out = self.len.to_le_bytes().to_vec();
+        out.extend_from_slice(self.inner.serialize().as_slice());
+        out
+    }
+
+    /// A hasher restored from [`Sha256Hasher::save_state`]; `None` when the bytes are not
+    /// such a state.
+    pub fn restore_state(state: &[u8]) -> Option<Sha256Hasher> {
+        use sha2::digest::common::hazmat::SerializableState;
+        let (len, inner) = state.split_first_chunk::<8>()?;
+        let inner = Sha256::deserialize(inner.try_into().ok()?).ok()?;
+        Some(Sha256Hasher {
+            inner,
+            len: u64::from_le_bytes(*len),
+        })
+    }
 }
 
 /// Chain ids of a layer stack, bottom first, as the OCI image spec defines them:
@@ -186,6 +208,22 @@ mod tests {
         assert!(Digest::parse("nocolon").is_err());
         let d = Digest::parse(&format!("sha256:{}", "0".repeat(64))).unwrap();
         assert_eq!(d.short(), "000000000000");
+    }
+
+    #[test]
+    fn a_saved_state_resumes_the_same_digest() {
+        let mut h = Sha256Hasher::new();
+        h.update(&[7u8; 100]);
+        let state = h.save_state();
+        let mut resumed = Sha256Hasher::restore_state(&state).unwrap();
+        assert_eq!(resumed.len(), 100);
+        resumed.update(b"tail");
+        let mut whole = Sha256Hasher::new();
+        whole.update(&[7u8; 100]);
+        whole.update(b"tail");
+        assert_eq!(resumed.finish(), whole.finish());
+        assert!(Sha256Hasher::restore_state(&state[..20]).is_none());
+        assert!(Sha256Hasher::restore_state(b"").is_none());
     }
 
     #[test]

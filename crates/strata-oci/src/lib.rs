@@ -55,5 +55,5 @@ pub use oci_layout::{
     OCI_INDEX_FILE, OCI_LAYOUT_FILE, OCI_LAYOUT_VERSION,
 };
 pub use platform::Platform;
-pub use reference::{Reference, DEFAULT_DOMAIN, DEFAULT_TAG};
+pub use reference::{is_repository_path, Reference, DEFAULT_DOMAIN, DEFAULT_TAG};
 pub use v1_image::{v1_layer_ids, v1_layer_json};

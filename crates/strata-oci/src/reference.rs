@@ -386,6 +386,13 @@ fn is_remote_name(s: &str) -> bool {
     s.split('/').all(is_path_component)
 }
 
+/// Whether `s` is a repository path of the distribution grammar (`library/busybox`,
+/// `team/app-x/y`): `/`-separated components of lower-case letters and digits joined by `.`,
+/// `_`, `__` or runs of `-`. No domain, tag or digest; no length limit.
+pub fn is_repository_path(s: &str) -> bool {
+    !s.is_empty() && is_remote_name(s)
+}
+
 fn is_path_component(c: &str) -> bool {
     let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
     let b = c.as_bytes();

@@ -118,6 +118,9 @@ pub(crate) enum Command {
     Completion(CompletionArgs),
     /// Write man pages for strata and every command into a directory
     Man(ManArgs),
+    /// Run a registry server
+    #[command(subcommand)]
+    Registry(crate::cli_registry::RegistryCommand),
 }
 
 #[derive(Subcommand)]

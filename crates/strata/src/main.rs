@@ -3,6 +3,7 @@
 
 mod cli;
 mod cli_container;
+mod cli_registry;
 mod commands;
 mod failure;
 mod render;

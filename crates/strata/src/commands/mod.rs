@@ -17,6 +17,7 @@ mod load;
 mod output_file;
 mod prune;
 mod ps;
+mod registry;
 mod rmi;
 mod run;
 mod save;
@@ -102,6 +103,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => container_fs::cp(g, a),
         Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => container_fs::top(g, a),
         Command::Builder(BuilderCommand::Prune(a)) => prune::build_cache(g, a),
+        Command::Registry(c) => registry::run(c),
     }
 }
 
