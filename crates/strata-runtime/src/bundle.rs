@@ -1,6 +1,8 @@
 //! Writes a container's per-container directory: `config.json` and the bind-mounted `/etc` files.
 
 use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use oci_spec::runtime::Spec;
@@ -11,8 +13,14 @@ use crate::spec::ContainerSpec;
 /// Creates `spec.dir` (and `etc/`, `state/` inside it) and writes `config.json` plus the
 /// `/etc/{hostname,hosts,resolv.conf}` files the spec asks for.
 pub(crate) fn write_bundle(spec: &ContainerSpec, oci: &Spec) -> Result<(), RuntimeError> {
+    // The bundle holds the environment (secrets included): root's only. The /etc files are
+    // bind-mounted, so the container's users need no way through these dirs.
     for dir in [spec.dir.clone(), spec.etc_dir(), spec.state_root()] {
-        fs::create_dir_all(&dir).map_err(|source| RuntimeError::Write { path: dir, source })?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|source| RuntimeError::Write { path: dir, source })?;
     }
     let etc = &spec.etc_files;
     let hostname = etc.hostname.then(|| format!("{}\n", spec.hostname));
@@ -22,21 +30,33 @@ pub(crate) fn write_bundle(spec: &ContainerSpec, oci: &Spec) -> Result<(), Runti
         ("resolv.conf", etc.resolv_conf.as_deref()),
     ] {
         if let Some(contents) = contents {
-            write_file(&spec.etc_dir().join(name), contents.as_bytes())?;
+            // Readable by every user in the container, as the files they replace.
+            write_file(&spec.etc_dir().join(name), contents.as_bytes(), 0o644)?;
         }
     }
     let config = serde_json::to_vec(oci).map_err(|err| RuntimeError::Write {
         path: spec.dir.join("config.json"),
         source: err.into(),
     })?;
-    write_file(&spec.dir.join("config.json"), &config)
+    write_file(&spec.dir.join("config.json"), &config, 0o600)
 }
 
-fn write_file(path: &Path, contents: &[u8]) -> Result<(), RuntimeError> {
-    fs::write(path, contents).map_err(|source| RuntimeError::Write {
+/// Writes `contents` to `path` with exactly `mode` (also when the file existed: a restart).
+fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), RuntimeError> {
+    let err = |source| RuntimeError::Write {
         path: path.to_owned(),
         source,
-    })
+    };
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .map_err(err)?;
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(err)?;
+    file.write_all(contents).map_err(err)
 }
 
 #[cfg(test)]
@@ -55,7 +75,7 @@ mod tests {
         );
         spec.hostname = "box".into();
         spec.etc_files.hosts = Some("127.0.0.1\tlocalhost\n".into());
-        let oci = oci_spec(&spec).unwrap();
+        let oci = oci_spec(&spec, &crate::oci::tests::host()).unwrap();
         write_bundle(&spec, &oci).unwrap();
 
         let dir = tmp.path().join("c");

@@ -92,6 +92,13 @@ pub enum RuntimeError {
         source: io::Error,
     },
 
+    #[error("failed to set up the shared network {id}")]
+    SharedNetwork {
+        id: String,
+        #[source]
+        source: io::Error,
+    },
+
     #[error("invalid published port {value:?}: {reason}")]
     InvalidPublish { value: String, reason: String },
 
@@ -160,6 +167,22 @@ pub enum RuntimeError {
         #[source]
         source: oci_spec::OciSpecError,
     },
+
+    #[error("unknown capability: {name:?}")]
+    UnknownCapability { name: String },
+
+    #[error("invalid --device {value:?}: {reason}")]
+    InvalidDevice { value: String, reason: String },
+
+    #[error("error gathering device information while adding custom device {path:?}")]
+    Device {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("invalid seccomp profile")]
+    SeccompProfile(#[from] crate::seccomp::SeccompProfileError),
 
     #[error("failed to exec in container {id}")]
     Exec {

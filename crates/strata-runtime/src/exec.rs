@@ -11,9 +11,13 @@ use rustix::process::Pid;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RuntimeError;
+use crate::executor::ContainerExecutor;
 use crate::observer::{RunObserver, StdioRouter};
-use crate::run::{dev_null, ensure_single_threaded, ExitStatus};
+use crate::run::{
+    ensure_single_threaded, prepare_runtime_process, with_container_ends, ExitStatus,
+};
 use crate::spec::{InputMode, StdioSpec, User, TERMINAL_TERM_ENV};
+use crate::stdio::{container_stdio, stdout_is_stderr, Route};
 use crate::supervise::{supervise, SignalGuard, Streams, Until};
 use crate::terminal::{ConsoleSocket, PtyProxy};
 use crate::user::ResolvedUser;
@@ -82,8 +86,10 @@ impl ExecSpec {
 ///
 /// The process joins the container's namespaces and cgroup, with the container's capabilities,
 /// environment (plus `spec.env`), user and working directory unless `spec` overrides them.
-/// Without a terminal it inherits this process's stdout/stderr (and stdin with
-/// [`InputMode::Inherit`]); with one, the pty is proxied to them as [`crate::run`] does.
+/// Its stdout and stderr are pipes copied to this process's (our stdin copied into its stdin
+/// pipe with [`InputMode::Inherit`]); with a terminal, the pty is proxied to them as
+/// [`crate::run`] does. Output still unread when the process exits is drained, then the
+/// exec returns even if background children keep the pipes open.
 /// Signals this process receives are forwarded to it. Like [`crate::run`] it must be called
 /// from a single-threaded process (see [`crate::exec_helper_command`]); a command that cannot
 /// be started is [`RuntimeError::Exec`], a container that is not running
@@ -118,7 +124,10 @@ pub fn exec(dir: &Path, id: &str, spec: &ExecSpec) -> Result<ExitStatus, Runtime
     };
     let mut builder = ContainerBuilder::new(id.to_owned(), SyscallType::default())
         .with_root_path(&state_root)
-        .map_err(exec_err)?;
+        .map_err(exec_err)?
+        .with_executor(ContainerExecutor {
+            seccomp: config.linux().as_ref().and_then(|l| l.seccomp().clone()),
+        });
     let console = if spec.terminal {
         let name = format!("exec-{}.sock", std::process::id());
         let console = ConsoleSocket::bind(dir, &name).map_err(terminal_err)?;
@@ -127,12 +136,19 @@ pub fn exec(dir: &Path, id: &str, spec: &ExecSpec) -> Result<ExitStatus, Runtime
     } else {
         None
     };
-    if spec.stdin == InputMode::Null {
-        builder = builder.with_stdin(dev_null().map_err(|source| RuntimeError::Stdio {
-            id: id.to_owned(),
-            source,
-        })?);
-    }
+    // Pipes copied to and from ours, never our own descriptors.
+    let (ends, ours) = container_stdio(
+        spec.stdin,
+        [Route::Pipe, Route::Pipe],
+        stdout_is_stderr(),
+        spec.terminal,
+    )
+    .map_err(|source| RuntimeError::Stdio {
+        id: id.to_owned(),
+        source,
+    })?;
+    builder = with_container_ends(builder, ends);
+    prepare_runtime_process();
     let container_dir = state_root.join(id);
     let before = tenant_files(&container_dir);
     let built = builder
@@ -155,10 +171,7 @@ pub fn exec(dir: &Path, id: &str, spec: &ExecSpec) -> Result<ExitStatus, Runtime
         }
         None => None,
     };
-    let mut streams = Streams {
-        pipes: [None, None],
-        pty,
-    };
+    let mut streams = Streams::new(ours, pty);
     let wait_err = |source| RuntimeError::Wait {
         id: id.to_owned(),
         pid: pid.as_raw_pid(),
@@ -172,8 +185,11 @@ pub fn exec(dir: &Path, id: &str, spec: &ExecSpec) -> Result<ExitStatus, Runtime
         &signals,
         None,
         &mut streams,
-        Until::PtyDrained,
-        &mut |stream, bytes| router.output(stream, bytes),
+        Until::Drained,
+        &mut |stream, bytes| {
+            router.output(stream, bytes);
+            router.wants(stream)
+        },
     )
     .map_err(wait_err)
 }
@@ -229,7 +245,7 @@ fn exec_process(container: &Process, spec: &ExecSpec) -> Process {
         oci_user
             .set_uid(user.uid)
             .set_gid(user.gid)
-            .set_additional_gids(Some(user.additional_gids.clone()));
+            .set_additional_gids(Some(user.groups()));
         process.set_user(oci_user);
     }
     process
@@ -297,7 +313,11 @@ mod tests {
             .extend(["FOO=bar".into(), "HOME=/root".into()]);
         spec.process.cwd = "/srv".into();
         spec.process.user.uid = 7;
-        oci_spec(&spec).unwrap().process().clone().unwrap()
+        oci_spec(&spec, &crate::oci::tests::host())
+            .unwrap()
+            .process()
+            .clone()
+            .unwrap()
     }
 
     #[test]
@@ -333,7 +353,10 @@ mod tests {
         assert_eq!(process.cwd(), &PathBuf::from("/tmp"));
         assert_eq!(process.user().uid(), 1000);
         assert_eq!(process.user().gid(), 0);
-        assert_eq!(process.user().additional_gids().as_deref(), Some(&[10][..]));
+        assert_eq!(
+            process.user().additional_gids().as_deref(),
+            Some(&[0, 10][..])
+        );
         assert_eq!(process.terminal(), Some(true));
     }
 

@@ -11,7 +11,9 @@
 //! [`RunObserver`], as the per-container monitor needs). A process may get a pseudo-terminal
 //! (`ProcessSpec::terminal`): libcontainer sends us its master over a console socket and we
 //! proxy it (raw mode, window size, stdin). [`exec`] runs another process in a container that
-//! some other process is running.
+//! some other process is running. A [`SharedNetwork`] is one bridge-like namespace and its
+//! pasta that many short-lived containers join in turn (a build's RUN steps,
+//! `ContainerSpec::network_namespace`).
 //!
 //! It must never mount or unpack image layers (the caller hands it a ready rootfs: this crate
 //! does not depend on strata-store), never print, and never leave a cgroup, runtime state, a `pasta`
@@ -27,9 +29,9 @@
 //! capability, masked-path and cgroup work a hand-written clone + pivot_root would have to
 //! redo, and costs ≈7 ms per `true` container. Its price: it clones with raw `clone3`, runs
 //! Rust in the child and `chdir`s the process, so it must be driven from a single-threaded
-//! process. [`run`] checks that; multi-threaded callers (the CLI's tokio runtime, the builder,
-//! the test harness) re-execute themselves as a helper with [`helper_command`], and the
-//! helper calls [`helper_spec_from_env`] then [`run_in_helper`] (for exec:
+//! process. [`run`] checks that; multi-threaded callers (the builder, the test harness)
+//! re-execute themselves as a helper with [`helper_command`], and the helper calls
+//! [`helper_spec_from_env`] then [`run_in_helper`] (for exec:
 //! [`exec_helper_command`], [`exec_request_from_env`], [`exec_in_helper`]).
 //!
 //! ```no_run
@@ -50,6 +52,7 @@
 mod bundle;
 mod error;
 mod exec;
+mod executor;
 mod helper;
 mod loopback;
 mod mount_stubs;
@@ -58,7 +61,12 @@ mod observer;
 mod oci;
 mod pasta;
 mod run;
+mod seccomp;
+mod seccomp_default;
+mod security;
+mod shared_network;
 mod spec;
+mod stdio;
 mod supervise;
 mod terminal;
 mod user;
@@ -75,10 +83,15 @@ pub use network::{
     BRIDGE_PREFIX_LEN,
 };
 pub use observer::{ObserverError, OutputStream, RunObserver};
-pub use oci::{oci_spec, DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS};
+pub use oci::{oci_spec, HostFacts, DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS};
 pub use run::{run, run_observed, run_observed_watching_parent, ExitStatus, RunOutput};
+pub use seccomp::{SeccompPolicy, SeccompProfileError};
+pub use security::{
+    normalize_capabilities, DeviceMapping, Security, CAPABILITY_NAMES, DEFAULT_CAPABILITY_NAMES,
+};
+pub use shared_network::SharedNetwork;
 pub use spec::{
     BindMount, ContainerSpec, EtcFiles, InputMode, Limits, Network, OutputMode, ProcessSpec,
     StdioSpec, User, DEFAULT_PATH_ENV, LOOPBACK_HOSTS, TERMINAL_TERM_ENV,
 };
-pub use user::{resolve_user, resolve_user_in, ResolvedUser};
+pub use user::{resolve_groups, resolve_groups_in, resolve_user, resolve_user_in, ResolvedUser};

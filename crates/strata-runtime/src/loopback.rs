@@ -20,7 +20,8 @@ pub(crate) fn bring_up_loopback(pid: i32) -> io::Result<()> {
     result
 }
 
-fn set_loopback_up() -> io::Result<()> {
+/// Sets `lo` up in the calling thread's network namespace.
+pub(crate) fn set_loopback_up() -> io::Result<()> {
     // SAFETY: plain socket(2) call; the result is checked before use.
     let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if raw < 0 {

@@ -11,7 +11,7 @@ use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{openat2, statat, unlinkat, AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 /// A mount destination and whether its source is a file (else a directory).
 pub(crate) struct MountTarget {
@@ -35,13 +35,24 @@ pub(crate) struct MountStubs {
 const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
 
 fn open_in_root(root: &OwnedFd, path: &Path, flags: OFlags) -> rustix::io::Result<OwnedFd> {
-    openat2(
-        root,
-        path,
-        flags | OFlags::PATH | OFlags::CLOEXEC,
-        Mode::empty(),
-        RESOLVE,
-    )
+    openat2_in_root(root, path, flags | OFlags::PATH)
+}
+
+/// `openat2` with `RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`, tried again on `EAGAIN` (the
+/// kernel's answer when a rename or mount elsewhere raced the lookup; frequent on a machine
+/// running containers), a bounded number of times. Always `O_CLOEXEC`.
+pub(crate) fn openat2_in_root(
+    root: impl AsFd,
+    path: &Path,
+    flags: OFlags,
+) -> rustix::io::Result<OwnedFd> {
+    let mut tries = 0;
+    loop {
+        match openat2(&root, path, flags | OFlags::CLOEXEC, Mode::empty(), RESOLVE) {
+            Err(rustix::io::Errno::AGAIN) if tries < 1000 => tries += 1,
+            other => return other,
+        }
+    }
 }
 
 impl MountStubs {

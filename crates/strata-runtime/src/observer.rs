@@ -33,6 +33,13 @@ pub trait RunObserver {
     /// Bytes the container wrote: its stdout and stderr pipes, or under a terminal the pty
     /// master (all of it as [`OutputStream::Stdout`], as `docker run -t` has one stream).
     fn output(&mut self, stream: OutputStream, bytes: &[u8]);
+
+    /// Whether the observer still wants `stream`. Once it does not, the container's end of
+    /// that pipe is closed, so the container's next write fails with EPIPE — as it would
+    /// have on the observer's own closed stream (`strata run img yes | head -1`).
+    fn wants(&self, _stream: OutputStream) -> bool {
+        true
+    }
 }
 
 /// The observer of [`crate::run`]: collects [`OutputMode::Capture`] streams and writes
@@ -41,6 +48,8 @@ pub trait RunObserver {
 pub(crate) struct StdioRouter {
     modes: [OutputMode; 2],
     pub(crate) collected: [Vec<u8>; 2],
+    /// Our own stream was found closed (EPIPE).
+    broken: [bool; 2],
 }
 
 impl StdioRouter {
@@ -48,6 +57,7 @@ impl StdioRouter {
         Self {
             modes: [stdio.stdout, stdio.stderr],
             collected: [Vec::new(), Vec::new()],
+            broken: [false; 2],
         }
     }
 }
@@ -67,15 +77,22 @@ impl RunObserver for StdioRouter {
         match self.modes[index] {
             OutputMode::Capture => self.collected[index].extend_from_slice(bytes),
             OutputMode::Null => {}
-            // Our own stream going away (a closed pipe) must not stop the container's run.
-            // Flushed at once: a prompt without a newline must show.
+            // Flushed at once: a prompt without a newline must show. Our own stream going
+            // away (a closed pipe) does not stop the run; the container sees it close too.
             OutputMode::Inherit => {
-                let _ = match stream {
+                let written = match stream {
                     OutputStream::Stdout => write_now(&mut std::io::stdout().lock(), bytes),
                     OutputStream::Stderr => write_now(&mut std::io::stderr().lock(), bytes),
                 };
+                if written.is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) {
+                    self.broken[index] = true;
+                }
             }
         }
+    }
+
+    fn wants(&self, stream: OutputStream) -> bool {
+        !self.broken[stream as usize]
     }
 }
 

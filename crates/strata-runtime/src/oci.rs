@@ -1,15 +1,17 @@
 //! Pure translation of a [`ContainerSpec`] into an OCI runtime `Spec` with Docker's defaults.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
-    LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
-    LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
-    UserBuilder,
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDevice,
+    LinuxDeviceBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount,
+    MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 use crate::error::RuntimeError;
+use crate::seccomp::HostPlatform;
+use crate::security::{host_devices, DeviceNode};
 use crate::spec::{ContainerSpec, Network};
 
 /// Docker's default capability set (moby `oci/caps/defaults.go`).
@@ -58,15 +60,92 @@ pub const READONLY_PATHS: [&str; 5] = [
 /// CFS period Docker uses to turn `--cpus` into a quota.
 const CPU_PERIOD_US: u64 = 100_000;
 
-/// Builds the OCI runtime spec libcontainer will run. Pure: reads and writes nothing.
-pub fn oci_spec(spec: &ContainerSpec) -> Result<Spec, RuntimeError> {
+/// Facts of the host a container's spec depends on, gathered once per start by
+/// [`HostFacts::probe`] so that [`oci_spec`] itself stays pure.
+#[derive(Debug, Clone)]
+pub struct HostFacts {
+    pub(crate) platform: HostPlatform,
+    /// The host's cgroup v1 hierarchies (empty on a cgroup v2 host).
+    pub(crate) cgroup_v1: Vec<CgroupHierarchy>,
+    /// Whether memory+swap can be limited (`memory.memsw.*` exists).
+    pub(crate) swap_limit: bool,
+    /// The device nodes the container gets besides the default ones.
+    pub(crate) devices: Vec<DeviceNode>,
+}
+
+/// A cgroup v1 hierarchy: its mount point's name under `/sys/fs/cgroup` and whether it is a
+/// named one (`name=systemd`), which holds no controller and so no cgroup of the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CgroupHierarchy {
+    pub(crate) name: String,
+    pub(crate) named: bool,
+}
+
+impl HostFacts {
+    /// Reads what `spec` needs from this machine: architecture and kernel, cgroup
+    /// hierarchies, swap accounting, and the device nodes it asks for.
+    pub fn probe(spec: &ContainerSpec) -> Result<Self, RuntimeError> {
+        let mut devices = Vec::new();
+        if spec.security.privileged {
+            devices.extend(host_devices());
+        }
+        for mapping in &spec.security.devices {
+            for node in mapping.resolve()? {
+                devices.retain(|d: &DeviceNode| d.path != node.path);
+                devices.push(node);
+            }
+        }
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let cgroup_v1 = cgroup_v1_hierarchies(&mountinfo);
+        let swap_limit = if cgroup_v1.is_empty() {
+            Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+        } else {
+            Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
+        };
+        Ok(Self {
+            platform: HostPlatform::current(),
+            cgroup_v1,
+            swap_limit,
+            devices,
+        })
+    }
+}
+
+/// Cgroup v1 hierarchies mounted under `/sys/fs/cgroup`, from `/proc/self/mountinfo`.
+fn cgroup_v1_hierarchies(mountinfo: &str) -> Vec<CgroupHierarchy> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let mut right = right.split(' ');
+            if right.next()? != "cgroup" {
+                return None;
+            }
+            let super_options = right.nth(1)?;
+            let point = left.split(' ').nth(4)?;
+            let name = point.strip_prefix("/sys/fs/cgroup/")?;
+            if name.contains('/') {
+                return None;
+            }
+            Some(CgroupHierarchy {
+                name: name.to_owned(),
+                named: super_options.split(',').any(|o| o.starts_with("name=")),
+            })
+        })
+        .collect()
+}
+
+/// Builds the OCI runtime spec libcontainer will run for `spec` on a host described by
+/// `host`. Pure: reads and writes nothing.
+pub fn oci_spec(spec: &ContainerSpec, host: &HostFacts) -> Result<Spec, RuntimeError> {
     spec.validate()?;
     let oci_err = |source| RuntimeError::OciSpec {
         id: spec.id.clone(),
         source,
     };
+    let security = &spec.security;
 
-    let caps: oci_spec::runtime::Capabilities = DEFAULT_CAPABILITIES.into_iter().collect();
+    let caps = capability_set(&security.capabilities)?;
     // Like Docker since 23.0: nothing inheritable or ambient, so exec as non-root drops them all.
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
@@ -80,20 +159,23 @@ pub fn oci_spec(spec: &ContainerSpec) -> Result<Spec, RuntimeError> {
     let user = UserBuilder::default()
         .uid(spec.process.user.uid)
         .gid(spec.process.user.gid)
-        .additional_gids(spec.process.user.additional_gids.clone())
+        .additional_gids(spec.process.user.groups())
         .build()
         .map_err(oci_err)?;
 
-    let process = ProcessBuilder::default()
+    let mut process = ProcessBuilder::default()
         .terminal(spec.process.terminal)
         .user(user)
         .args(spec.process.args.clone())
         .env(spec.env_with_path())
         .cwd(spec.process.cwd.clone())
         .capabilities(capabilities)
-        .no_new_privileges(true)
         .build()
         .map_err(oci_err)?;
+    // Unset rather than false: libcontainer then loads the seccomp filter while the process
+    // still holds CAP_SYS_ADMIN, which a filter without no_new_privs needs. (oci-spec's
+    // default would be `true`.)
+    process.set_no_new_privileges(security.no_new_privileges.then_some(true));
 
     let root = RootBuilder::default()
         .path(spec.rootfs.clone())
@@ -106,26 +188,60 @@ pub fn oci_spec(spec: &ContainerSpec) -> Result<Spec, RuntimeError> {
         LinuxNamespaceType::Ipc,
         LinuxNamespaceType::Uts,
         LinuxNamespaceType::Mount,
+        // Its own cgroup tree as `/`: the host's hierarchy stays out of sight.
+        LinuxNamespaceType::Cgroup,
     ];
     if spec.network != Network::Host {
         namespace_types.push(LinuxNamespaceType::Network);
     }
     let namespaces = namespace_types
         .into_iter()
-        .map(|typ| LinuxNamespaceBuilder::default().typ(typ).build())
+        .map(|typ| {
+            let builder = LinuxNamespaceBuilder::default().typ(typ);
+            match &spec.network_namespace {
+                Some(path) if typ == LinuxNamespaceType::Network => builder.path(path.clone()),
+                _ => builder,
+            }
+            .build()
+        })
         .collect::<Result<Vec<_>, _>>()
         .map_err(oci_err)?;
 
-    let linux = LinuxBuilder::default()
+    let (masked, readonly) = if security.privileged {
+        (Vec::new(), Vec::new())
+    } else {
+        let mut masked: Vec<String> = MASKED_PATHS.map(String::from).to_vec();
+        let mut readonly: Vec<String> = READONLY_PATHS.map(String::from).to_vec();
+        // libcontainer mounts the cgroup hierarchies writable whatever the options say:
+        // each is bind-remounted read-only, named ones (no controller, so the host's
+        // tree) hidden.
+        readonly.push(CGROUP_MOUNT.to_owned());
+        for h in &host.cgroup_v1 {
+            let path = format!("{CGROUP_MOUNT}/{}", h.name);
+            if h.named {
+                masked.push(path);
+            } else {
+                readonly.push(path);
+            }
+        }
+        (masked, readonly)
+    };
+    let seccomp = security
+        .seccomp
+        .resolve(&security.capabilities, &host.platform)?;
+
+    let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .cgroups_path(spec.cgroup_path())
-        .resources(resources(spec).map_err(oci_err)?)
-        .masked_paths(MASKED_PATHS.map(String::from).to_vec())
-        .readonly_paths(READONLY_PATHS.map(String::from).to_vec())
+        .resources(resources(spec, host).map_err(oci_err)?)
+        .devices(devices(&host.devices).map_err(oci_err)?)
+        .masked_paths(masked)
+        .readonly_paths(readonly)
         // Docker's `rprivate`; libcontainer spells it "private" (and applies it recursively).
         .rootfs_propagation("private")
         .build()
         .map_err(oci_err)?;
+    linux.set_seccomp(seccomp);
 
     SpecBuilder::default()
         .version("1.0.2")
@@ -138,19 +254,84 @@ pub fn oci_spec(spec: &ContainerSpec) -> Result<Spec, RuntimeError> {
         .map_err(oci_err)
 }
 
+/// Where the container sees its cgroups.
+const CGROUP_MOUNT: &str = "/sys/fs/cgroup";
+
+/// `CAP_…` names as OCI capabilities.
+fn capability_set(names: &[String]) -> Result<oci_spec::runtime::Capabilities, RuntimeError> {
+    names
+        .iter()
+        .map(|name| {
+            serde_json::from_value::<Capability>(serde_json::Value::String(name.clone()))
+                .map_err(|_| RuntimeError::UnknownCapability { name: name.clone() })
+        })
+        .collect()
+}
+
+/// The device nodes to create besides libcontainer's defaults.
+fn devices(nodes: &[DeviceNode]) -> Result<Vec<LinuxDevice>, oci_spec::OciSpecError> {
+    nodes
+        .iter()
+        .map(|node| {
+            LinuxDeviceBuilder::default()
+                .path(node.path.clone())
+                .typ(if node.kind == 'b' {
+                    LinuxDeviceType::B
+                } else {
+                    LinuxDeviceType::C
+                })
+                .major(node.major)
+                .minor(node.minor)
+                .file_mode(node.file_mode)
+                .uid(node.uid)
+                .gid(node.gid)
+                .build()
+        })
+        .collect()
+}
+
 /// Cgroup resources: Docker's device policy (deny all; libcontainer then allows the default
-/// nodes) plus the optional limits.
+/// nodes; `--device` nodes allowed with their permissions; everything for `--privileged`)
+/// plus the optional limits.
 fn resources(
     spec: &ContainerSpec,
+    host: &HostFacts,
 ) -> Result<oci_spec::runtime::LinuxResources, oci_spec::OciSpecError> {
-    let deny_all = LinuxDeviceCgroupBuilder::default()
-        .allow(false)
-        .access("rwm")
-        .build()?;
-    let mut builder = LinuxResourcesBuilder::default().devices(vec![deny_all]);
+    let device_rules = if spec.security.privileged {
+        vec![LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .access("rwm")
+            .build()?]
+    } else {
+        let mut rules = vec![LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .access("rwm")
+            .build()?];
+        for node in &host.devices {
+            rules.push(
+                LinuxDeviceCgroupBuilder::default()
+                    .allow(true)
+                    .typ(if node.kind == 'b' {
+                        LinuxDeviceType::B
+                    } else {
+                        LinuxDeviceType::C
+                    })
+                    .major(node.major)
+                    .minor(node.minor)
+                    .access(node.permissions.clone())
+                    .build()?,
+            );
+        }
+        rules
+    };
+    let mut builder = LinuxResourcesBuilder::default().devices(device_rules);
     let limits = &spec.limits;
     if let Some(bytes) = limits.memory_bytes {
-        builder = builder.memory(LinuxMemoryBuilder::default().limit(bytes).build()?);
+        let mut memory = LinuxMemoryBuilder::default().limit(bytes);
+        if let Some(swap) = limits.memory_swap_bytes.filter(|_| host.swap_limit) {
+            memory = memory.swap(swap);
+        }
+        builder = builder.memory(memory.build()?);
     }
     if let Some(pids) = limits.pids {
         builder = builder.pids(LinuxPidsBuilder::default().limit(pids).build()?);
@@ -169,6 +350,12 @@ fn resources(
 
 /// Docker's standard mounts, then the `/etc` files, then the user's bind mounts.
 fn mounts(spec: &ContainerSpec) -> Result<Vec<Mount>, oci_spec::OciSpecError> {
+    let privileged = spec.security.privileged;
+    let sys_options: &[&str] = if privileged {
+        &["nosuid", "noexec", "nodev"]
+    } else {
+        &["nosuid", "noexec", "nodev", "ro"]
+    };
     let mut mounts = vec![
         kernel_mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
         kernel_mount(
@@ -190,11 +377,14 @@ fn mounts(spec: &ContainerSpec) -> Result<Vec<Mount>, oci_spec::OciSpecError> {
                 "gid=5",
             ],
         )?,
+        kernel_mount("/sys", "sysfs", "sysfs", sys_options)?,
+        // libcontainer mounts each hierarchy (of the container's cgroup namespace) itself;
+        // read-only comes from the spec's readonly paths (see `oci_spec`).
         kernel_mount(
-            "/sys",
-            "sysfs",
-            "sysfs",
-            &["nosuid", "noexec", "nodev", "ro"],
+            CGROUP_MOUNT,
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime"],
         )?,
         kernel_mount(
             "/dev/mqueue",
@@ -266,9 +456,31 @@ fn bind_mount(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::spec::{BindMount, Limits};
+
+    /// A cgroup v1 hybrid x86-64 host like the one strata is developed on.
+    pub(crate) fn host() -> HostFacts {
+        let hierarchy = |name: &str, named| CgroupHierarchy {
+            name: name.to_owned(),
+            named,
+        };
+        HostFacts {
+            platform: HostPlatform {
+                arch: "amd64",
+                kernel: (6, 1),
+            },
+            cgroup_v1: vec![
+                hierarchy("cpu,cpuacct", false),
+                hierarchy("memory", false),
+                hierarchy("pids", false),
+                hierarchy("systemd", true),
+            ],
+            swap_limit: true,
+            devices: Vec::new(),
+        }
+    }
 
     fn spec() -> ContainerSpec {
         ContainerSpec::new(
@@ -290,6 +502,17 @@ mod tests {
             .collect()
     }
 
+    fn device_rules(s: &Spec) -> &[oci_spec::runtime::LinuxDeviceCgroup] {
+        let linux = s.linux().as_ref().unwrap();
+        linux
+            .resources()
+            .as_ref()
+            .unwrap()
+            .devices()
+            .as_deref()
+            .unwrap()
+    }
+
     fn mount_of<'a>(s: &'a Spec, destination: &str) -> Option<&'a Mount> {
         s.mounts()
             .as_ref()
@@ -304,18 +527,25 @@ mod tests {
         let cases = [
             (
                 Network::None,
-                vec![T::Pid, T::Ipc, T::Uts, T::Mount, T::Network],
+                vec![T::Pid, T::Ipc, T::Uts, T::Mount, T::Cgroup, T::Network],
             ),
-            (Network::Host, vec![T::Pid, T::Ipc, T::Uts, T::Mount]),
+            (
+                Network::Host,
+                vec![T::Pid, T::Ipc, T::Uts, T::Mount, T::Cgroup],
+            ),
             (
                 Network::Bridge,
-                vec![T::Pid, T::Ipc, T::Uts, T::Mount, T::Network],
+                vec![T::Pid, T::Ipc, T::Uts, T::Mount, T::Cgroup, T::Network],
             ),
         ];
         for (network, expected) in cases {
             let mut s = spec();
             s.network = network;
-            assert_eq!(namespaces(&oci_spec(&s).unwrap()), expected, "{network:?}");
+            assert_eq!(
+                namespaces(&oci_spec(&s, &host()).unwrap()),
+                expected,
+                "{network:?}"
+            );
         }
     }
 
@@ -325,14 +555,15 @@ mod tests {
         s.process.user.uid = 1000;
         s.process.user.gid = 1001;
         s.process.user.additional_gids = vec![27, 100];
-        let oci = oci_spec(&s).unwrap();
+        let oci = oci_spec(&s, &host()).unwrap();
         let process = oci.process().as_ref().unwrap();
         assert_eq!(process.no_new_privileges(), Some(true));
         assert_eq!(process.user().uid(), 1000);
         assert_eq!(process.user().gid(), 1001);
+        // Docker's list: the primary group first, always set (even alone).
         assert_eq!(
             process.user().additional_gids().as_deref(),
-            Some(&[27, 100][..])
+            Some(&[1001, 27, 100][..])
         );
         let caps = process.capabilities().as_ref().unwrap();
         let expected: oci_spec::runtime::Capabilities = DEFAULT_CAPABILITIES.into_iter().collect();
@@ -353,7 +584,7 @@ mod tests {
 
     #[test]
     fn standard_mounts_are_dockers() {
-        let oci = oci_spec(&spec()).unwrap();
+        let oci = oci_spec(&spec(), &host()).unwrap();
         let table: [(&str, &str, &[&str]); 6] = [
             ("/proc", "proc", &["nosuid", "noexec", "nodev"]),
             ("/dev", "tmpfs", &["nosuid", "mode=755"]),
@@ -374,7 +605,7 @@ mod tests {
 
     #[test]
     fn masked_readonly_and_cgroup_path() {
-        let oci = oci_spec(&spec()).unwrap();
+        let oci = oci_spec(&spec(), &host()).unwrap();
         let linux = oci.linux().as_ref().unwrap();
         let masked = linux.masked_paths().as_ref().unwrap();
         for p in [
@@ -385,21 +616,25 @@ mod tests {
         ] {
             assert!(masked.iter().any(|m| m == p), "{p} not masked");
         }
+        let readonly = linux.readonly_paths().as_ref().unwrap();
+        assert_eq!(readonly[..5], READONLY_PATHS.map(String::from));
         assert_eq!(
-            linux.readonly_paths().as_deref(),
-            Some(&READONLY_PATHS.map(String::from)[..])
+            readonly[5..],
+            [
+                "/sys/fs/cgroup",
+                "/sys/fs/cgroup/cpu,cpuacct",
+                "/sys/fs/cgroup/memory",
+                "/sys/fs/cgroup/pids"
+            ]
         );
+        // A named hierarchy holds no cgroup of the container: the host's tree is hidden.
+        assert!(masked.iter().any(|m| m == "/sys/fs/cgroup/systemd"));
+        assert!(mount_of(&oci, "/sys/fs/cgroup").is_some());
         assert_eq!(
             linux.cgroups_path().as_deref(),
             Some(std::path::Path::new("/strata/c0ffee"))
         );
-        let devices = linux
-            .resources()
-            .as_ref()
-            .unwrap()
-            .devices()
-            .as_ref()
-            .unwrap();
+        let devices = device_rules(&oci);
         assert_eq!(devices.len(), 1);
         assert!(!devices[0].allow());
     }
@@ -414,7 +649,7 @@ mod tests {
             destination: "/data".into(),
             readonly: true,
         });
-        let oci = oci_spec(&s).unwrap();
+        let oci = oci_spec(&s, &host()).unwrap();
         let hosts = mount_of(&oci, "/etc/hosts").unwrap();
         assert_eq!(hosts.typ().as_deref(), Some("bind"));
         assert_eq!(
@@ -437,18 +672,28 @@ mod tests {
         let mut s = spec();
         s.limits = Limits {
             memory_bytes: Some(64 << 20),
+            memory_swap_bytes: Some(128 << 20),
             pids: Some(50),
             nano_cpus: Some(1_500_000_000),
         };
-        let oci = oci_spec(&s).unwrap();
+        let oci = oci_spec(&s, &host()).unwrap();
         let res = oci.linux().as_ref().unwrap().resources().as_ref().unwrap();
         assert_eq!(res.memory().unwrap().limit(), Some(64 << 20));
+        assert_eq!(res.memory().unwrap().swap(), Some(128 << 20));
+        // Without swap accounting the swap limit is left out (Docker warns and does the same).
+        let mut no_swap = host();
+        no_swap.swap_limit = false;
+        let oci = oci_spec(&s, &no_swap).unwrap();
+        let res = oci.linux().as_ref().unwrap().resources().as_ref().unwrap();
+        assert_eq!(res.memory().unwrap().swap(), None);
+        let oci = oci_spec(&s, &host()).unwrap();
+        let res = oci.linux().as_ref().unwrap().resources().as_ref().unwrap();
         assert_eq!(res.pids().unwrap().limit(), 50);
         let cpu = res.cpu().as_ref().unwrap();
         assert_eq!(cpu.period(), Some(100_000));
         assert_eq!(cpu.quota(), Some(150_000));
 
-        let none = oci_spec(&spec()).unwrap();
+        let none = oci_spec(&spec(), &host()).unwrap();
         let res = none.linux().as_ref().unwrap().resources().as_ref().unwrap();
         assert!(res.memory().is_none() && res.pids().is_none() && res.cpu().is_none());
     }
@@ -458,7 +703,7 @@ mod tests {
         let mut s = spec();
         s.readonly_rootfs = true;
         s.hostname = "builder".into();
-        let oci = oci_spec(&s).unwrap();
+        let oci = oci_spec(&s, &host()).unwrap();
         let root = oci.root().as_ref().unwrap();
         assert_eq!(root.path(), &PathBuf::from("/var/lib/strata/rootfs"));
         assert_eq!(root.readonly(), Some(true));
@@ -466,11 +711,131 @@ mod tests {
     }
 
     #[test]
+    fn default_security_is_dockers_with_seccomp() {
+        let oci = oci_spec(&spec(), &host()).unwrap();
+        let seccomp = oci.linux().as_ref().unwrap().seccomp().as_ref().unwrap();
+        assert_eq!(
+            seccomp.default_action(),
+            oci_spec::runtime::LinuxSeccompAction::ScmpActErrno
+        );
+        let sys = mount_of(&oci, "/sys").unwrap();
+        assert!(sys.options().as_ref().unwrap().iter().any(|o| o == "ro"));
+    }
+
+    #[test]
+    fn loosened_security_is_what_was_asked() {
+        let mut s = spec();
+        s.security = crate::security::Security::docker(
+            false,
+            &["SYS_ADMIN".into()],
+            &[],
+            crate::seccomp::SeccompPolicy::Unconfined,
+        )
+        .unwrap();
+        s.security.no_new_privileges = false;
+        let oci = oci_spec(&s, &host()).unwrap();
+        let process = oci.process().as_ref().unwrap();
+        // Unset, not false: libcontainer then loads any filter before dropping capabilities.
+        assert_eq!(process.no_new_privileges(), None);
+        let caps = process.capabilities().as_ref().unwrap();
+        assert!(caps
+            .bounding()
+            .as_ref()
+            .unwrap()
+            .contains(&Capability::SysAdmin));
+        assert!(oci.linux().as_ref().unwrap().seccomp().is_none());
+    }
+
+    #[test]
+    fn privileged_opens_sys_devices_and_paths() {
+        let mut s = spec();
+        s.security = crate::security::Security::docker(
+            true,
+            &[],
+            &[],
+            crate::seccomp::SeccompPolicy::Default,
+        )
+        .unwrap();
+        let mut facts = host();
+        facts.devices = vec![DeviceNode {
+            path: "/dev/sda".into(),
+            kind: 'b',
+            major: 8,
+            minor: 0,
+            file_mode: 0o660,
+            uid: 0,
+            gid: 6,
+            permissions: "rwm".into(),
+        }];
+        let oci = oci_spec(&s, &facts).unwrap();
+        let linux = oci.linux().as_ref().unwrap();
+        assert!(linux.masked_paths().as_ref().unwrap().is_empty());
+        assert!(linux.readonly_paths().as_ref().unwrap().is_empty());
+        assert!(linux.seccomp().is_none());
+        let sys = mount_of(&oci, "/sys").unwrap();
+        assert!(!sys.options().as_ref().unwrap().iter().any(|o| o == "ro"));
+        let rules = device_rules(&oci);
+        assert_eq!(rules.len(), 1);
+        assert!(rules[0].allow() && rules[0].major().is_none());
+        assert_eq!(linux.devices().as_ref().unwrap()[0].major(), 8);
+    }
+
+    #[test]
+    fn devices_are_created_and_allowed_with_their_permissions() {
+        let mut facts = host();
+        facts.devices = vec![DeviceNode {
+            path: "/dev/fuse".into(),
+            kind: 'c',
+            major: 10,
+            minor: 229,
+            file_mode: 0o666,
+            uid: 0,
+            gid: 0,
+            permissions: "rw".into(),
+        }];
+        let oci = oci_spec(&spec(), &facts).unwrap();
+        let linux = oci.linux().as_ref().unwrap();
+        let device = &linux.devices().as_ref().unwrap()[0];
+        assert_eq!(device.path(), Path::new("/dev/fuse"));
+        assert_eq!((device.major(), device.minor()), (10, 229));
+        let rules = device_rules(&oci);
+        assert_eq!(rules.len(), 2);
+        assert!(!rules[0].allow());
+        assert!(rules[1].allow());
+        assert_eq!((rules[1].major(), rules[1].minor()), (Some(10), Some(229)));
+        assert_eq!(rules[1].access().as_deref(), Some("rw"));
+    }
+
+    #[test]
+    fn cgroup_hierarchies_are_read_from_mountinfo() {
+        let mountinfo = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+50 23 0:40 / /mnt/elsewhere rw - cgroup cgroup rw,memory
+";
+        assert_eq!(
+            cgroup_v1_hierarchies(mountinfo),
+            [
+                CgroupHierarchy {
+                    name: "cpu,cpuacct".into(),
+                    named: false
+                },
+                CgroupHierarchy {
+                    name: "systemd".into(),
+                    named: true
+                },
+            ]
+        );
+    }
+
+    #[test]
     fn invalid_spec_is_rejected_before_translation() {
         let mut s = spec();
         s.process.args.clear();
         assert!(matches!(
-            oci_spec(&s),
+            oci_spec(&s, &host()),
             Err(RuntimeError::InvalidSpec { .. })
         ));
     }

@@ -56,8 +56,20 @@ impl Pasta {
                 source,
             })?
             .into();
-        let ready_path = spec.dir.join("pasta.pid");
-        let log_path = spec.dir.join("pasta.log");
+        Self::attach(netns, &spec.id, &spec.dir, &spec.ports)
+    }
+
+    /// Starts pasta on the network namespace `netns` for `id` (pid file and log in `dir`,
+    /// publishing `ports`), and returns once the namespace is configured and the ports bound.
+    /// pasta dies with the *thread* that calls this (`PR_SET_PDEATHSIG`).
+    pub(crate) fn attach(
+        netns: OwnedFd,
+        id: &str,
+        dir: &Path,
+        ports: &[PortMapping],
+    ) -> Result<Self, RuntimeError> {
+        let ready_path = dir.join("pasta.pid");
+        let log_path = dir.join("pasta.log");
         let ready = make_fifo(&ready_path)?;
         let log = File::create(&log_path).map_err(|source| RuntimeError::Write {
             path: log_path.clone(),
@@ -66,7 +78,7 @@ impl Pasta {
 
         let mut command = Command::new(PASTA);
         command
-            .args(pasta_args(&spec.ports, &ready_path, netns.as_raw_fd()))
+            .args(pasta_args(ports, &ready_path, netns.as_raw_fd()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
@@ -94,7 +106,7 @@ impl Pasta {
                 RuntimeError::PastaMissing
             } else {
                 RuntimeError::PastaSpawn {
-                    id: spec.id.clone(),
+                    id: id.to_owned(),
                     source,
                 }
             }
@@ -108,7 +120,7 @@ impl Pasta {
             Err(status) => {
                 pasta.kill();
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                Err(failure(spec, status, &log))
+                Err(failure(id, ports, status, &log))
             }
         }
     }
@@ -176,12 +188,13 @@ impl Drop for Pasta {
     }
 }
 
-/// For a [`Network::Bridge`] container, its pasta, ready; `None` for other networks.
+/// For a [`Network::Bridge`] container, its pasta, ready; `None` for other networks and for
+/// a container joining a namespace someone else connects ([`ContainerSpec::network_namespace`]).
 pub(crate) fn start_network(
     spec: &ContainerSpec,
     init_pid: i32,
 ) -> Result<Option<Pasta>, RuntimeError> {
-    if spec.network == Network::Bridge {
+    if spec.network == Network::Bridge && spec.network_namespace.is_none() {
         Pasta::start(spec, init_pid).map(Some)
     } else {
         Ok(None)
@@ -253,7 +266,8 @@ fn forward_spec(mapping: &PortMapping) -> String {
 
 /// The typed error for a pasta that exited (or hung) before it was ready.
 fn failure(
-    spec: &ContainerSpec,
+    id: &str,
+    ports: &[PortMapping],
     status: Option<std::process::ExitStatus>,
     log: &str,
 ) -> RuntimeError {
@@ -271,8 +285,7 @@ fn failure(
         } else {
             Protocol::Tcp
         };
-        if let Some(mapping) = spec
-            .ports
+        if let Some(mapping) = ports
             .iter()
             .find(|m| m.protocol == protocol && forward_spec(m) == value)
         {
@@ -286,7 +299,7 @@ fn failure(
         .unwrap_or("no message")
         .to_owned();
     RuntimeError::PastaFailed {
-        id: spec.id.clone(),
+        id: id.to_owned(),
         status: status.map_or_else(
             || format!("not ready after {} s", READY_TIMEOUT.as_secs()),
             |s| s.to_string(),
@@ -409,7 +422,7 @@ mod tests {
             ("Couldn't open network namespace /proc/self/fd/7\n", None),
         ];
         for (log, expected) in cases {
-            match (failure(&spec, None, log), expected) {
+            match (failure(&spec.id, &spec.ports, None, log), expected) {
                 (RuntimeError::PortInUse { mapping }, Some(want)) => assert_eq!(mapping, want),
                 (RuntimeError::PastaFailed { message, .. }, None) => {
                     assert_eq!(message, log.trim())

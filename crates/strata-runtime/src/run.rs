@@ -1,7 +1,5 @@
 //! Runs one container to completion: create, start, wait, delete — through libcontainer.
 
-use std::fs::File;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
 
 use libcontainer::container::builder::ContainerBuilder;
@@ -11,12 +9,14 @@ use rustix::process::{Pid, WaitOptions};
 
 use crate::bundle::write_bundle;
 use crate::error::RuntimeError;
+use crate::executor::ContainerExecutor;
 use crate::loopback::bring_up_loopback;
 use crate::mount_stubs::{MountStubs, MountTarget};
 use crate::observer::{RunObserver, StdioRouter};
-use crate::oci::oci_spec;
+use crate::oci::{oci_spec, HostFacts};
 use crate::pasta::start_network;
 use crate::spec::{ContainerSpec, InputMode, Network, OutputMode};
+use crate::stdio::{container_stdio, stdout_is_stderr, ContainerEnds, Route};
 use crate::supervise::{supervise, wait_for, SignalGuard, Streams, Until};
 use crate::terminal::{ConsoleSocket, PtyProxy};
 
@@ -69,12 +69,14 @@ pub(crate) fn run_watching_parent(
     parent: Option<Pid>,
 ) -> Result<RunOutput, RuntimeError> {
     let mut router = StdioRouter::new(&spec.stdio);
-    let routes = [spec.stdio.stdout, spec.stdio.stderr].map(|mode| match mode {
-        OutputMode::Inherit => Route::Inherit,
+    let modes = [spec.stdio.stdout, spec.stdio.stderr];
+    // Inherited streams are piped too and copied to ours by the router.
+    let routes = modes.map(|mode| match mode {
         OutputMode::Null => Route::Null,
-        OutputMode::Capture => Route::Pipe,
+        OutputMode::Inherit | OutputMode::Capture => Route::Pipe,
     });
-    let status = run_container(spec, parent, routes, &mut router)?;
+    let merged = modes == [OutputMode::Inherit; 2] && stdout_is_stderr();
+    let status = run_container(spec, parent, routes, merged, &mut router)?;
     let [stdout, stderr] = router.collected;
     Ok(RunOutput {
         status,
@@ -94,7 +96,7 @@ pub fn run_observed(
     spec: &ContainerSpec,
     observer: &mut dyn RunObserver,
 ) -> Result<ExitStatus, RuntimeError> {
-    run_container(spec, None, [Route::Pipe, Route::Pipe], observer)
+    run_container(spec, None, [Route::Pipe, Route::Pipe], false, observer)
 }
 
 /// [`run_observed`], killing the container when `parent` stops being this process's parent:
@@ -108,18 +110,13 @@ pub fn run_observed_watching_parent(
         id: spec.id.clone(),
         reason: format!("parent pid {parent} is not a process id"),
     })?;
-    run_container(spec, Some(parent), [Route::Pipe, Route::Pipe], observer)
-}
-
-/// Where one of the container's output streams goes (without a terminal).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
-    /// This process's own descriptor, handed to the container.
-    Inherit,
-    /// `/dev/null`.
-    Null,
-    /// A pipe this process reads and hands to the observer.
-    Pipe,
+    run_container(
+        spec,
+        Some(parent),
+        [Route::Pipe, Route::Pipe],
+        false,
+        observer,
+    )
 }
 
 /// The one path every run takes: bundle, mount stubs, create → observe → start → supervise →
@@ -128,18 +125,21 @@ fn run_container(
     spec: &ContainerSpec,
     parent: Option<Pid>,
     routes: [Route; 2],
+    merged: bool,
     observer: &mut dyn RunObserver,
 ) -> Result<ExitStatus, RuntimeError> {
     ensure_single_threaded()?;
-    let oci = oci_spec(spec)?;
+    let host = HostFacts::probe(spec)?;
+    let oci = oci_spec(spec, &host)?;
     write_bundle(spec, &oci)?;
+    prepare_runtime_process();
     let stubs = MountStubs::find(&spec.rootfs, &mount_targets(&oci)).map_err(|source| {
         RuntimeError::MountStubs {
             rootfs: spec.rootfs.clone(),
             source,
         }
     })?;
-    let result = run_created_bundle(spec, parent, routes, observer);
+    let result = run_created_bundle(spec, parent, routes, merged, observer);
     // The container is gone (deleted, or killed on an error path): nothing recreates the stubs.
     let removed = stubs.remove().map_err(|source| RuntimeError::MountStubs {
         rootfs: spec.rootfs.clone(),
@@ -171,6 +171,7 @@ fn run_created_bundle(
     spec: &ContainerSpec,
     parent: Option<Pid>,
     routes: [Route; 2],
+    merged: bool,
     observer: &mut dyn RunObserver,
 ) -> Result<ExitStatus, RuntimeError> {
     let stdio_err = |source| RuntimeError::Stdio {
@@ -186,7 +187,8 @@ fn run_created_bundle(
         .map_err(|source| RuntimeError::Create {
             id: spec.id.clone(),
             source: Box::new(source),
-        })?;
+        })?
+        .with_executor(ContainerExecutor::default());
     let console = if spec.process.terminal {
         let console = ConsoleSocket::bind(&spec.dir, CONSOLE_SOCKET).map_err(terminal_err)?;
         builder = builder.with_console_socket(Some(console.path()));
@@ -194,21 +196,9 @@ fn run_created_bundle(
     } else {
         None
     };
-    if spec.stdio.stdin == InputMode::Null {
-        builder = builder.with_stdin(dev_null().map_err(stdio_err)?);
-    }
-    let mut pipes = [None, None];
-    if !spec.process.terminal {
-        let (stdout_fd, stdout_reader) = output(routes[0]).map_err(stdio_err)?;
-        let (stderr_fd, stderr_reader) = output(routes[1]).map_err(stdio_err)?;
-        if let Some(fd) = stdout_fd {
-            builder = builder.with_stdout(fd);
-        }
-        if let Some(fd) = stderr_fd {
-            builder = builder.with_stderr(fd);
-        }
-        pipes = [stdout_reader, stderr_reader];
-    }
+    let (ends, ours) = container_stdio(spec.stdio.stdin, routes, merged, spec.process.terminal)
+        .map_err(stdio_err)?;
+    builder = with_container_ends(builder, ends);
 
     let created = builder
         .as_init(&spec.dir)
@@ -238,8 +228,8 @@ fn run_created_bundle(
         }
         None => None,
     };
-    let mut streams = Streams { pipes, pty };
-    if spec.network == Network::None {
+    let mut streams = Streams::new(ours, pty);
+    if spec.network == Network::None && spec.network_namespace.is_none() {
         bring_up_loopback(pid.as_raw_pid()).map_err(|source| RuntimeError::Loopback {
             id: spec.id.clone(),
             source,
@@ -277,7 +267,10 @@ fn run_created_bundle(
         parent,
         &mut streams,
         Until::StreamsClosed,
-        &mut |stream, bytes| observer.output(stream, bytes),
+        &mut |stream, bytes| {
+            observer.output(stream, bytes);
+            observer.wants(stream)
+        },
     )
     .map_err(wait_err)?;
     running.reaped = true;
@@ -387,36 +380,38 @@ pub(crate) fn ensure_single_threaded() -> Result<(), RuntimeError> {
     }
 }
 
-pub(crate) fn dev_null() -> std::io::Result<OwnedFd> {
-    Ok(File::options()
-        .read(true)
-        .write(true)
-        .open("/dev/null")?
-        .into())
+/// Hands the container its ends of the standard streams.
+pub(crate) fn with_container_ends(
+    mut builder: ContainerBuilder,
+    ends: ContainerEnds,
+) -> ContainerBuilder {
+    if let Some(fd) = ends.stdin {
+        builder = builder.with_stdin(fd);
+    }
+    if let Some(fd) = ends.stdout {
+        builder = builder.with_stdout(fd);
+    }
+    if let Some(fd) = ends.stderr {
+        builder = builder.with_stderr(fd);
+    }
+    builder
 }
 
-/// The fd to hand the container for one output stream, and the read end when piped.
-fn output(route: Route) -> std::io::Result<(Option<OwnedFd>, Option<File>)> {
-    match route {
-        Route::Inherit => Ok((None, None)),
-        Route::Null => Ok((Some(dev_null()?), None)),
-        Route::Pipe => {
-            let (read, write) = pipe()?;
-            Ok((Some(write), Some(File::from(read))))
-        }
+/// What the process that clones the container must look like, since the container's
+/// process starts as a copy of it: no supplementary groups of whoever started strata (the
+/// container's own are set from its spec), not dumpable (so a container process cannot open
+/// `/proc/<pid>/fd/…` of a runtime process joining it), and no socket-activation
+/// variables that would make libcontainer keep descriptors open.
+pub(crate) fn prepare_runtime_process() {
+    // SAFETY: setgroups with an empty list; prctl with a plain flag. Both only change this
+    // (single-threaded) process's credentials.
+    unsafe {
+        libc::setgroups(0, std::ptr::null());
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
-}
-
-/// A close-on-exec pipe (`std::io::pipe` is newer than the workspace's rust-version).
-fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
-    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
+    for name in ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"] {
+        std::env::remove_var(name);
     }
-    // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 #[cfg(test)]

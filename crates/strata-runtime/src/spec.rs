@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::RuntimeError;
 use crate::network::{bridge_hosts, bridge_resolv_conf, PortMapping};
+use crate::security::Security;
 
 /// Docker's `PATH` for containers whose image sets none (libcontainer's validator requires one).
 pub const DEFAULT_PATH_ENV: &str =
@@ -31,6 +32,13 @@ pub struct ContainerSpec {
     pub process: ProcessSpec,
     pub hostname: String,
     pub network: Network,
+    /// Join this existing network namespace (a path `setns` accepts, e.g. `/proc/<pid>/fd/<n>`)
+    /// instead of creating one: its owner keeps it alive and connected for as long as the
+    /// container runs (a build's [`crate::SharedNetwork`]), so the runtime neither starts
+    /// `pasta` nor touches `lo`. `network` still says what the namespace is (`Bridge` or
+    /// `None`) for the `/etc` files; never with `Host`.
+    #[serde(default)]
+    pub network_namespace: Option<PathBuf>,
     /// Published ports (`-p`); only with [`Network::Bridge`], every host port resolved (non-zero).
     #[serde(default)]
     pub ports: Vec<PortMapping>,
@@ -40,6 +48,10 @@ pub struct ContainerSpec {
     pub etc_files: EtcFiles,
     pub limits: Limits,
     pub stdio: StdioSpec,
+    /// Capabilities, seccomp, no-new-privileges, privileged mode and devices (Docker's
+    /// defaults unless the user loosened them).
+    #[serde(default)]
+    pub security: Security,
 }
 
 /// The process started as the container's pid 1.
@@ -62,7 +74,23 @@ pub struct ProcessSpec {
 pub struct User {
     pub uid: u32,
     pub gid: u32,
+    /// Supplementary groups besides `gid` (the image's memberships, `--group-add`).
     pub additional_gids: Vec<u32>,
+}
+
+impl User {
+    /// The supplementary group list the process gets, as Docker sets it: the primary group,
+    /// then `additional_gids`, without repeats. Never empty, so the runtime always calls
+    /// setgroups and nothing of the caller's own groups survives.
+    pub fn groups(&self) -> Vec<u32> {
+        let mut groups = vec![self.gid];
+        for gid in &self.additional_gids {
+            if !groups.contains(gid) {
+                groups.push(*gid);
+            }
+        }
+        groups
+    }
 }
 
 /// Which network namespace the container gets.
@@ -102,6 +130,10 @@ pub struct EtcFiles {
 pub struct Limits {
     /// `--memory`, in bytes.
     pub memory_bytes: Option<i64>,
+    /// Memory plus swap (`--memory-swap`; -1 for unlimited swap), applied with
+    /// `memory_bytes` where the kernel accounts swap.
+    #[serde(default)]
+    pub memory_swap_bytes: Option<i64>,
     /// `--pids-limit`.
     pub pids: Option<i64>,
     /// `--cpus` × 10⁹ (Docker's `NanoCpus`).
@@ -160,6 +192,7 @@ impl ContainerSpec {
             },
             hostname,
             network: Network::None,
+            network_namespace: None,
             ports: Vec::new(),
             readonly_rootfs: false,
             mounts: Vec::new(),
@@ -170,6 +203,7 @@ impl ContainerSpec {
             },
             limits: Limits::default(),
             stdio: StdioSpec::default(),
+            security: Security::default(),
         }
     }
 
@@ -236,6 +270,20 @@ impl ContainerSpec {
     }
 
     fn validate_ports(&self) -> Result<(), String> {
+        if let Some(path) = &self.network_namespace {
+            if self.network == Network::Host {
+                return Err("the host network cannot join another network namespace".to_owned());
+            }
+            if !path.is_absolute() {
+                return Err(format!(
+                    "network namespace {} is not absolute",
+                    path.display()
+                ));
+            }
+            if !self.ports.is_empty() {
+                return Err("ports cannot be published on a joined network namespace".to_owned());
+            }
+        }
         if !self.ports.is_empty() && self.network != Network::Bridge {
             return Err(format!(
                 "ports can only be published on the bridge network, not {:?}",
@@ -531,6 +579,32 @@ mod tests {
             s.ports = ports.clone();
             assert_eq!(s.validate().is_ok(), ok, "{network:?} {ports:?}");
         }
+    }
+
+    #[test]
+    fn a_joined_network_namespace_is_checked() {
+        let cases: Vec<(Network, &str, bool)> = vec![
+            (Network::Bridge, "/proc/1/fd/3", true),
+            (Network::None, "/proc/1/fd/3", true),
+            (Network::Host, "/proc/1/fd/3", false),
+            (Network::Bridge, "fd/3", false),
+        ];
+        for (network, path, ok) in cases {
+            let mut s = spec();
+            s.network = network;
+            s.network_namespace = Some(path.into());
+            assert_eq!(s.validate().is_ok(), ok, "{network:?} {path}");
+        }
+        let mut s = spec();
+        s.network = Network::Bridge;
+        s.network_namespace = Some("/proc/1/fd/3".into());
+        s.ports = vec![crate::network::PortMapping {
+            host_ip: None,
+            host_port: 8080,
+            container_port: 80,
+            protocol: crate::network::Protocol::Tcp,
+        }];
+        assert!(s.validate().is_err(), "ports on a joined namespace");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Watches a started container on one thread: forwards signals, drains captured output, reaps.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -9,6 +9,7 @@ use rustix::process::{getppid, Pid, WaitOptions};
 
 use crate::observer::OutputStream;
 use crate::run::ExitStatus;
+use crate::stdio::{drain, OurEnds, StdinPipe};
 use crate::terminal::PtyProxy;
 
 /// Signals a foreground run passes on to the container's init, like `docker run`'s sig-proxy.
@@ -105,11 +106,24 @@ impl Drop for SignalGuard {
     }
 }
 
-/// The container's output as this process sees it: pipes for stdout/stderr, or a pty.
+/// The container's streams as this process sees them: pipes for stdout/stderr (read ends,
+/// non-blocking) and stdin, or a pty.
 pub(crate) struct Streams {
     /// Read ends of the stdout and stderr pipes, when those streams are piped.
     pub(crate) pipes: [Option<File>; 2],
     pub(crate) pty: Option<PtyProxy>,
+    /// Our stdin copied into the container's stdin pipe.
+    pub(crate) input: Option<StdinPipe>,
+}
+
+impl Streams {
+    pub(crate) fn new(ours: OurEnds, pty: Option<PtyProxy>) -> Self {
+        Self {
+            pipes: ours.pipes,
+            pty,
+            input: ours.input,
+        }
+    }
 }
 
 /// When supervision ends once the process is reaped.
@@ -118,22 +132,28 @@ pub(crate) enum Until {
     /// Every stream is at end of file: a container's init, whose exit tears down its pid
     /// namespace and so closes every copy of the streams.
     StreamsClosed,
-    /// What the pty holds now has been read: an exec'd process, whose background children
-    /// may keep the pty open for as long as the container runs.
-    PtyDrained,
+    /// What the streams hold now has been read: an exec'd process, whose background
+    /// children may keep its pipes or pty open for as long as the container runs.
+    Drained,
 }
+
+/// Where output goes: returns whether the stream is still wanted. When it is not (our own
+/// stdout is a closed pipe), the container's end is closed too, so its next write fails
+/// with EPIPE as it would have on our stream.
+pub(crate) type Sink<'a> = dyn FnMut(OutputStream, &[u8]) -> bool + 'a;
 
 /// Runs until `pid` has exited and its output is read (see [`Until`]): forwards signals to
 /// `pid` (SIGWINCH resizes the pty instead when it follows our terminal), hands output to
-/// `sink`, copies input into the pty, and reaps `pid`. When `parent` is given and is no
-/// longer this process's parent, `pid` is SIGKILLed (the helper was orphaned).
+/// `sink`, copies our stdin into the container's pipe or pty, and reaps `pid`. When `parent`
+/// is given and is no longer this process's parent, `pid` is SIGKILLed (the helper was
+/// orphaned).
 pub(crate) fn supervise(
     pid: Pid,
     signals: &SignalGuard,
     parent: Option<Pid>,
     streams: &mut Streams,
     until: Until,
-    sink: &mut dyn FnMut(OutputStream, &[u8]),
+    sink: &mut Sink<'_>,
 ) -> io::Result<ExitStatus> {
     const SOURCES: [OutputStream; 2] = [OutputStream::Stdout, OutputStream::Stderr];
     let mut orphan_killed = false;
@@ -141,14 +161,26 @@ pub(crate) fn supervise(
     let mut status = try_reap(pid)?;
     loop {
         if let Some(status) = status {
-            let pty_done = match (&mut streams.pty, until) {
-                (None, _) => true,
-                (Some(pty), Until::StreamsClosed) => !pty.is_open(),
-                (Some(pty), Until::PtyDrained) => {
-                    pty.read_master(&mut buf, &mut |bytes| sink(OutputStream::Stdout, bytes))?;
-                    true
+            if until == Until::Drained {
+                // What the exec'd process wrote before it exited is in the pipes and pty now
+                // (at most a pipe's buffer). A background child still writing is not waited
+                // for: `drain` stops after a bounded amount.
+                for (i, pipe) in streams.pipes.iter_mut().enumerate() {
+                    if let Some(file) = pipe.as_mut() {
+                        drain(file, &mut buf, &mut |bytes| {
+                            sink(SOURCES[i], bytes);
+                        })?;
+                    }
+                    *pipe = None;
                 }
-            };
+                if let Some(pty) = streams.pty.as_mut() {
+                    pty.read_master(&mut buf, &mut |bytes| {
+                        sink(OutputStream::Stdout, bytes);
+                    })?;
+                }
+                return Ok(status);
+            }
+            let pty_done = streams.pty.as_ref().is_none_or(|pty| !pty.is_open());
             if pty_done && streams.pipes.iter().all(Option::is_none) {
                 return Ok(status);
             }
@@ -171,6 +203,10 @@ pub(crate) fn supervise(
         }
         let (master_poll, stdin_poll) = match &streams.pty {
             Some(pty) => pty.add_pollfds(&mut pollfds),
+            None => (None, None),
+        };
+        let (input_poll, pipe_out_poll) = match &streams.input {
+            Some(input) => input_pollfds(input, &mut pollfds),
             None => (None, None),
         };
         // SAFETY: `pollfds` is a valid, exclusively borrowed array of `pollfds.len()` entries.
@@ -221,11 +257,26 @@ pub(crate) fn supervise(
             let Some(file) = streams.pipes[i].as_mut() else {
                 continue;
             };
-            match file.read(&mut buf) {
-                Ok(0) => streams.pipes[i] = None,
-                Ok(n) => sink(SOURCES[i], &buf[..n]),
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(err),
+            let mut wanted = true;
+            let at_end = drain(file, &mut buf, &mut |bytes| {
+                if wanted {
+                    wanted = sink(SOURCES[i], bytes);
+                }
+            })?;
+            if at_end || !wanted {
+                streams.pipes[i] = None;
+            }
+        }
+        if let Some(input) = streams.input.as_mut() {
+            let ready = |index: Option<usize>| index.is_some_and(|i| pollfds[i].revents != 0);
+            if ready(input_poll) {
+                input.pump.read(&mut buf);
+            }
+            if ready(input_poll) || ready(pipe_out_poll) {
+                input.flush();
+            }
+            if input.pipe.is_none() {
+                streams.input = None;
             }
         }
         if let Some(pty) = streams.pty.as_mut() {
@@ -236,13 +287,44 @@ pub(crate) fn supervise(
                 pty.flush_input()?;
             }
             if ready(master_poll, libc::POLLIN | libc::POLLHUP | libc::POLLERR) {
-                pty.read_master(&mut buf, &mut |bytes| sink(OutputStream::Stdout, bytes))?;
+                pty.read_master(&mut buf, &mut |bytes| {
+                    sink(OutputStream::Stdout, bytes);
+                })?;
             }
             if ready(stdin_poll, libc::POLLIN | libc::POLLHUP | libc::POLLERR) {
                 pty.read_input(&mut buf)?;
             }
         }
     }
+}
+
+/// Polls our stdin while the pump wants input, and the pipe's write end while input is
+/// pending. Returns their indexes into `pollfds`.
+fn input_pollfds(
+    input: &StdinPipe,
+    pollfds: &mut Vec<libc::pollfd>,
+) -> (Option<usize>, Option<usize>) {
+    let Some(pipe) = &input.pipe else {
+        return (None, None);
+    };
+    let mut push = |fd, events| {
+        pollfds.push(libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        });
+        Some(pollfds.len() - 1)
+    };
+    let source = input
+        .pump
+        .poll_source()
+        .and_then(|fd| push(fd, libc::POLLIN));
+    let target = if input.pump.has_pending() {
+        push(pipe.as_raw_fd(), libc::POLLOUT)
+    } else {
+        None
+    };
+    (source, target)
 }
 
 fn exit_status(status: rustix::process::WaitStatus) -> Option<ExitStatus> {
@@ -291,7 +373,14 @@ mod tests {
         pipes: [Option<File>; 2],
     ) -> (ExitStatus, [Vec<u8>; 2]) {
         let signals = SignalGuard::block().unwrap();
-        let mut streams = Streams { pipes, pty: None };
+        for pipe in pipes.iter().flatten() {
+            crate::stdio::set_nonblocking(pipe.as_raw_fd()).unwrap();
+        }
+        let mut streams = Streams {
+            pipes,
+            pty: None,
+            input: None,
+        };
         let mut out = [Vec::new(), Vec::new()];
         let status = supervise(
             pid,
@@ -299,7 +388,10 @@ mod tests {
             parent,
             &mut streams,
             Until::StreamsClosed,
-            &mut |stream, bytes| out[stream as usize].extend_from_slice(bytes),
+            &mut |stream, bytes| {
+                out[stream as usize].extend_from_slice(bytes);
+                true
+            },
         )
         .unwrap();
         (status, out)
@@ -382,6 +474,7 @@ mod tests {
         let mut streams = Streams {
             pipes: [None, None],
             pty: Some(PtyProxy::new(master, false).unwrap()),
+            input: None,
         };
         let mut out = Vec::new();
         let started = std::time::Instant::now();
@@ -390,8 +483,11 @@ mod tests {
             &signals,
             None,
             &mut streams,
-            Until::PtyDrained,
-            &mut |_, bytes| out.extend_from_slice(bytes),
+            Until::Drained,
+            &mut |_, bytes| {
+                out.extend_from_slice(bytes);
+                true
+            },
         )
         .unwrap();
         assert_eq!(status, ExitStatus::Exited(4));

@@ -2,12 +2,14 @@
 //! window size of our own terminal, and copying our stdin into the master.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use crate::stdio::{set_nonblocking, InputPump, STDIN};
 
 /// How long to wait for libcontainer to hand over the master: it is sent before `build`
 /// returns, so this only bounds a misbehaving runtime.
@@ -200,17 +202,14 @@ pub(crate) fn copy_window_size(from: RawFd, to: RawFd) -> io::Result<()> {
 /// into it when asked, and our terminal's size followed on SIGWINCH.
 pub(crate) struct PtyProxy {
     master: Option<File>,
-    /// Our stdin while it is copied to the master (until EOF).
-    input: Option<RawFd>,
-    /// Read from `input`, not yet accepted by the master.
-    pending: Vec<u8>,
+    /// Our stdin while it is copied to the master.
+    input: Option<InputPump>,
     /// Our terminal whose size the pty follows.
     size_source: Option<RawFd>,
     _raw: Option<RawMode>,
 }
 
-/// Standard descriptors of this process.
-const STDIN: RawFd = 0;
+/// Standard output of this process.
 const STDOUT: RawFd = 1;
 
 impl PtyProxy {
@@ -238,8 +237,7 @@ impl PtyProxy {
         };
         Ok(Self {
             master: Some(master),
-            input: forward_stdin.then_some(STDIN),
-            pending: Vec::new(),
+            input: forward_stdin.then(|| InputPump::new(STDIN)),
             size_source,
             _raw: raw,
         })
@@ -271,7 +269,7 @@ impl PtyProxy {
             return (None, None);
         };
         let mut events = libc::POLLIN;
-        if !self.pending.is_empty() {
+        if self.input.as_ref().is_some_and(InputPump::has_pending) {
             events |= libc::POLLOUT;
         }
         pollfds.push(libc::pollfd {
@@ -280,8 +278,8 @@ impl PtyProxy {
             revents: 0,
         });
         let master_index = pollfds.len() - 1;
-        let stdin_index = match self.input {
-            Some(fd) if self.pending.is_empty() => {
+        let stdin_index = match self.input.as_ref().and_then(InputPump::poll_source) {
+            Some(fd) => {
                 pollfds.push(libc::pollfd {
                     fd,
                     events: libc::POLLIN,
@@ -316,24 +314,19 @@ impl PtyProxy {
 
     /// Writes pending input into the master, as much as it takes now.
     pub(crate) fn flush_input(&mut self) -> io::Result<()> {
-        let Some(master) = self.master.as_mut() else {
-            self.pending.clear();
+        let Some(input) = self.input.as_mut() else {
             return Ok(());
         };
-        while !self.pending.is_empty() {
-            match master.write(&self.pending) {
-                Ok(n) => {
-                    self.pending.drain(..n);
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                // The container side is gone: input has nowhere to go.
-                Err(err) if err.raw_os_error() == Some(libc::EIO) => {
-                    self.pending.clear();
-                    self.input = None;
-                }
-                Err(err) => return Err(err),
+        let Some(master) = self.master.as_mut() else {
+            input.stop();
+            return Ok(());
+        };
+        if let Err(err) = input.flush(master) {
+            // The container side is gone: input has nowhere to go.
+            if err.raw_os_error() != Some(libc::EIO) {
+                return Err(err);
             }
+            input.stop();
         }
         Ok(())
     }
@@ -341,43 +334,17 @@ impl PtyProxy {
     /// Reads our stdin once (poll said it is readable) and queues it for the master. At EOF
     /// stdin is no longer read; the pty stays open for output.
     pub(crate) fn read_input(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        let Some(fd) = self.input else {
-            return Ok(());
-        };
-        // SAFETY: `buf` is a writable buffer of `buf.len()` bytes.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            return match err.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(()),
-                _ => Err(err),
-            };
+        if let Some(input) = self.input.as_mut() {
+            input.read(buf);
         }
-        match n as usize {
-            0 => self.input = None,
-            n => {
-                self.pending.extend_from_slice(&buf[..n]);
-                self.flush_input()?;
-            }
-        }
-        Ok(())
+        self.flush_input()
     }
-}
-
-fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: F_GETFL/F_SETFL on a descriptor we own.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
     use std::os::unix::net::UnixStream;
 
     /// Sends `fd` over `stream` the way libcontainer does (name bytes plus SCM_RIGHTS).

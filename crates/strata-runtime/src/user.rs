@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
+use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::error::RuntimeError;
@@ -107,6 +107,41 @@ pub fn resolve_user_in(
     })
 }
 
+/// Resolves `--group-add` values (names or gids) against the rootfs's `/etc/group`, in
+/// order, as Docker adds them to the supplementary groups.
+pub fn resolve_groups(rootfs: &Path, names: &[String]) -> Result<Vec<u32>, RuntimeError> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let group = read_in_root(rootfs, "etc/group")?;
+    resolve_groups_in(group.as_deref(), names)
+}
+
+/// [`resolve_groups`] on the file's contents (`None`: no such file). Pure.
+pub fn resolve_groups_in(group: Option<&str>, names: &[String]) -> Result<Vec<u32>, RuntimeError> {
+    let entries: Vec<GroupEntry> = group
+        .into_iter()
+        .flat_map(str::lines)
+        .filter_map(GroupEntry::parse)
+        .collect();
+    names
+        .iter()
+        .map(|name| {
+            let by_name = entries.iter().find(|e| e.name == name).map(|e| e.gid);
+            match (by_name, parse_id(name)) {
+                (Some(gid), _) | (None, Ok(Some(gid))) => Ok(gid),
+                (None, Err(())) => Err(RuntimeError::InvalidUser {
+                    user: name.clone(),
+                    reason: "gid out of range".to_owned(),
+                }),
+                (None, Ok(None)) => Err(RuntimeError::UnknownGroup {
+                    group: name.clone(),
+                }),
+            }
+        })
+        .collect()
+}
+
 /// `Ok(Some(n))` for a decimal id, `Ok(None)` for a name, `Err` for a number too large.
 fn parse_id(text: &str) -> Result<Option<u32>, ()> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
@@ -186,13 +221,7 @@ fn read_in_root(rootfs: &Path, path: &str) -> Result<Option<String>, RuntimeErro
         Mode::empty(),
     )
     .map_err(|e| err(e.into()))?;
-    let fd = match openat2(
-        &root,
-        path,
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    ) {
+    let fd = match crate::mount_stubs::openat2_in_root(&root, Path::new(path), OFlags::RDONLY) {
         Ok(fd) => fd,
         Err(Errno::NOENT | Errno::NOTDIR) => return Ok(None),
         Err(e) => return Err(err(e.into())),
@@ -268,6 +297,21 @@ audio:x:29: app ,other
             let err = resolve_user_in(Some(PASSWD), Some(GROUP), spec).unwrap_err();
             assert!(format!("{err:?}").starts_with(kind), "{spec:?}: {err:?}");
         }
+    }
+
+    #[test]
+    fn added_groups_resolve_by_name_or_number() {
+        let names = |list: &[&str]| list.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            resolve_groups_in(Some(GROUP), &names(&["docker", "27", "wheel"])).unwrap(),
+            [999, 27, 10]
+        );
+        let err = resolve_groups_in(Some(GROUP), &names(&["nope"])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unable to find group nope: no matching entries in group file"
+        );
+        assert_eq!(resolve_groups_in(None, &names(&["42"])).unwrap(), [42]);
     }
 
     #[test]

@@ -207,22 +207,40 @@ fn only_the_containers_processes_are_visible(fx: &Fixture) -> CaseResult {
 }
 
 fn sys_is_read_only(fx: &Fixture) -> CaseResult {
-    // No cgroupfs either: a root process with a writable one could lift its own limits.
+    // The container's own cgroups are visible (as under Docker) but read-only: a root process
+    // with a writable cgroupfs could lift its own limits.
     let script = "mount -o remount,rw /sys && echo remounted; \
                   touch /sys/strata-probe && echo touched; \
-                  mount -t cgroup -o pids cgroup /sys/fs/cgroup && echo cgroupfs; \
-                  ls -A /sys/fs/cgroup | grep -q . && echo cgroups-visible; \
+                  mount -t cgroup -o pids cgroup /mnt && echo cgroupfs; \
+                  echo max > /sys/fs/cgroup/pids/pids.max && echo pids-written; \
+                  mkdir /sys/fs/cgroup/memory/escape && echo cgroup-created; \
+                  touch /sys/fs/cgroup/file && echo tmpfs-written; \
+                  ls -A /sys/fs/cgroup/systemd | grep -q . && echo host-tree-visible; \
+                  test -f /sys/fs/cgroup/pids/pids.max && echo own-cgroups; \
                   grep ' /sys ' /proc/mounts";
     let out = fx.helper(&fx.spec("sysro", &["sh", "-c", script]))?;
     let stdout = text(&out.stdout);
     ensure!(
-        !["remounted", "touched", "cgroupfs", "cgroups-visible"]
-            .iter()
-            .any(|bad| stdout.contains(bad)),
+        ![
+            "remounted",
+            "touched",
+            "cgroupfs",
+            "pids-written",
+            "cgroup-created",
+            "tmpfs-written",
+            "host-tree-visible"
+        ]
+        .iter()
+        .any(|bad| stdout.contains(bad))
+            && stdout.contains("own-cgroups"),
         "/sys writable or cgroups reachable: {}",
         describe(&out)
     );
-    let options = stdout.split_whitespace().nth(3).unwrap_or_default();
+    let sys_line = stdout
+        .lines()
+        .find(|l| l.contains(" /sys "))
+        .unwrap_or_default();
+    let options = sys_line.split_whitespace().nth(3).unwrap_or_default();
     ensure!(
         options.split(',').any(|o| o == "ro"),
         "/sys mount options {options:?}"
@@ -487,6 +505,7 @@ fn limits_apply_and_cgroups_are_removed(fx: &Fixture) -> CaseResult {
     let mut spec = fx.spec("limits", &["sh", "-c", "echo ready; read x; echo got $x"]);
     spec.limits = Limits {
         memory_bytes: Some(64 << 20),
+        memory_swap_bytes: Some(128 << 20),
         pids: Some(32),
         nano_cpus: Some(500_000_000),
     };
@@ -517,8 +536,9 @@ fn limits_apply_and_cgroups_are_removed(fx: &Fixture) -> CaseResult {
             .map(|s| s.trim().to_owned())
             .unwrap_or_default()
     };
-    let (memory, pids, quota) = (
+    let (memory, swap, pids, quota) = (
         read("memory", "memory.limit_in_bytes"),
+        read("memory", "memory.memsw.limit_in_bytes"),
         read("pids", "pids.max"),
         read("cpu", "cpu.cfs_quota_us"),
     );
@@ -532,6 +552,11 @@ fn limits_apply_and_cgroups_are_removed(fx: &Fixture) -> CaseResult {
         "status {status}, stdout {first:?} {rest:?}"
     );
     ensure!(memory == "67108864", "memory.limit_in_bytes {memory:?}");
+    ensure!(
+        swap == "134217728"
+            || !Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists(),
+        "memory.memsw.limit_in_bytes {swap:?}"
+    );
     ensure!(pids == "32", "pids.max {pids:?}");
     ensure!(quota == "50000", "cpu.cfs_quota_us {quota:?}");
     ensure!(
