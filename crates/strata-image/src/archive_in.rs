@@ -7,12 +7,16 @@
 //! archive are only ever used as names, never as filesystem paths.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::sync::Arc;
 
-use strata_oci::{media_type, Digest, DockerArchiveEntry, ImageConfig, Index, Manifest, Reference};
-use strata_store::{ImageRecord, LayerRecord, StagedLayer, Store};
+use strata_oci::{media_type, Digest, DockerArchiveEntry, Index, Manifest, Reference};
+use strata_store::{LayerRecord, Store};
 
+use crate::assemble::{
+    finish_images, layer_records, new_record, parse_config, select_platform, ImagePlan,
+    LayerStager, StagedLayers,
+};
 use crate::ImageError;
 
 /// How much of a layer is read, written and handed to the stager at a time.
@@ -39,7 +43,7 @@ pub fn load_archive(store: &Store, input: impl Read) -> Result<Vec<LoadedImage>,
     let _lease = store.writer_lease()?;
     let plain = crate::tar_input::open_tar(input, "the archive")?;
     let (files, mut staged) = ingest_entries(store, plain)?;
-    let images = if files.contains_key("manifest.json") {
+    let plans = if files.contains_key("manifest.json") {
         docker_images(store, &files)?
     } else if files.contains_key("index.json") {
         oci_images(&files)?
@@ -48,34 +52,29 @@ pub fn load_archive(store: &Store, input: impl Read) -> Result<Vec<LoadedImage>,
             "neither manifest.json (docker save) nor index.json (OCI layout) found: is this an image archive?".into(),
         ));
     };
-    for (record, _) in &images {
-        commit_staged_layers(store, record, &mut staged)?;
-        store.unpack_image(record)?;
-    }
-    let mut loaded = Vec::new();
-    for (record, tags) in &images {
-        let names: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
-        store.put_image(record, &names)?;
-        loaded.push(LoadedImage {
-            id: record.id.clone(),
-            tags: tags.clone(),
-        });
-    }
-    Ok(loaded)
+    finish_images(store, &plans, &mut staged)?;
+    Ok(plans
+        .into_iter()
+        .map(|p| LoadedImage {
+            id: p.record.id,
+            tags: p.tags,
+        })
+        .collect())
 }
 
 /// The archive's files by name, and the layers unpacked while they streamed, by digest.
-type Ingested = (BTreeMap<String, ArchiveFile>, BTreeMap<Digest, StagedLayer>);
+type Ingested = (BTreeMap<String, ArchiveFile>, StagedLayers);
 
 /// Streams every regular file of the archive into the content store. With a driver that can
-/// stage layers (overlay), each uncompressed layer is also unpacked while it streams, on a
-/// second thread, so a layer is read once and written to its blob and its snapshot at the
-/// same time; the staged snapshots are keyed by the digest of the bytes they were made from.
+/// stage layers (overlay), each file that looks like a layer (a tar, plain or compressed) is
+/// also unpacked while it streams, on a second thread, so a layer is read once and written
+/// to its blob and its snapshot at the same time; the staged snapshots are keyed by the
+/// digest of the blob they were made from.
 fn ingest_entries(store: &Store, plain: impl Read) -> Result<Ingested, ImageError> {
     let mut archive = tar::Archive::new(plain);
     let mut files: BTreeMap<String, ArchiveFile> = BTreeMap::new();
     let mut links: Vec<(String, String)> = Vec::new();
-    let mut staged: BTreeMap<Digest, StagedLayer> = BTreeMap::new();
+    let mut staged = StagedLayers::new();
     let entries = archive
         .entries()
         .map_err(|e| ImageError::io("reading the archive", e))?;
@@ -130,20 +129,11 @@ fn ingest_entries(store: &Store, plain: impl Read) -> Result<Ingested, ImageErro
             writer
                 .write_all(&head[..head_len])
                 .map_err(|e| ImageError::io("writing a blob", e))?;
-            let mut stage = None;
-            if head_len == head.len() && strata_layer::is_tar_header(&head) {
-                let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<Vec<u8>>>(4);
-                // A send fails only when the stager gave up; the blob is still written.
-                let _ = tx.send(Arc::new(head[..head_len].to_vec()));
-                let handle = scope.spawn(move || {
-                    store.snapshotter().stage_layer(&mut ChannelReader {
-                        rx,
-                        chunk: Arc::new(Vec::new()),
-                        pos: 0,
-                    })
-                });
-                stage = Some((tx, handle));
-            }
+            let layer_like = head_len == head.len() && strata_layer::is_tar_header(&head)
+                || strata_layer::Compression::detect(&head[..head_len])
+                    != strata_layer::Compression::None;
+            let mut stager = LayerStager::start(scope, store, layer_like);
+            stager.send(Arc::new(head[..head_len].to_vec()));
             loop {
                 // A fresh chunk per read, shared with the stager rather than copied.
                 let mut chunk = Vec::with_capacity(CHUNK);
@@ -157,20 +147,13 @@ fn ingest_entries(store: &Store, plain: impl Read) -> Result<Ingested, ImageErro
                 writer
                     .write_all(&chunk)
                     .map_err(|e| ImageError::io("writing a blob", e))?;
-                if let Some((tx, _)) = &stage {
-                    if tx.send(Arc::new(chunk)).is_err() {
-                        stage = None;
-                    }
-                }
+                stager.send(Arc::new(chunk));
             }
             let (digest, size) = writer.commit(None)?;
-            if let Some((tx, handle)) = stage {
-                drop(tx);
-                // A layer that fails to stage is unpacked from its blob later, with the
-                // error reported then if it is real.
-                if let Ok(Ok(Some(layer))) = handle.join() {
-                    staged.entry(digest.clone()).or_insert(layer);
-                }
+            // A layer that fails to stage is unpacked from its blob later, with the
+            // error reported then if it is real.
+            if let Some(layer) = stager.finish() {
+                staged.entry(digest.clone()).or_insert(layer);
             }
             files.insert(
                 name,
@@ -194,66 +177,6 @@ fn ingest_entries(store: &Store, plain: impl Read) -> Result<Ingested, ImageErro
         }
     }
     Ok((files, staged))
-}
-
-/// The receiving end of a byte stream sent in chunks from another thread.
-struct ChannelReader {
-    rx: std::sync::mpsc::Receiver<Arc<Vec<u8>>>,
-    chunk: Arc<Vec<u8>>,
-    pos: usize,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.chunk.len() {
-            match self.rx.recv() {
-                Ok(chunk) => {
-                    self.chunk = chunk;
-                    self.pos = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.chunk.len() - self.pos);
-        out[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-/// Records the layers of `record` that were unpacked while streaming. Only a layer stored
-/// uncompressed was staged from exactly its diff_id's bytes: its blob digest, computed while
-/// the same bytes were ingested, is the verification.
-fn commit_staged_layers(
-    store: &Store,
-    record: &ImageRecord,
-    staged: &mut BTreeMap<Digest, StagedLayer>,
-) -> Result<(), ImageError> {
-    let chain = record.chain_ids();
-    for (i, layer) in record.layers.iter().enumerate() {
-        if store.snapshotter().exists(&chain[i])? {
-            continue;
-        }
-        // Only on a complete chain: a layer that cannot be committed from its staging (a
-        // compressed one, or one whose bytes are not its diff_id: corrupt) is unpacked from
-        // its blob by `unpack_image`, which verifies it first; nothing above it may be
-        // recorded before it is.
-        let stage = match staged.remove(&layer.blob) {
-            Some(stage) if layer.blob == layer.diff_id => stage,
-            _ => break,
-        };
-        {
-            let parent = i.checked_sub(1).map(|p| &chain[p]);
-            store.snapshotter().commit_staged(
-                stage,
-                &chain[i],
-                parent,
-                &layer.diff_id,
-                &layer.blob,
-            )?;
-        }
-    }
-    Ok(())
 }
 
 fn is_document_name(name: &str) -> bool {
@@ -305,19 +228,10 @@ fn document_bytes<'a>(
     })
 }
 
-fn parse_config(id: &Digest, bytes: &[u8]) -> Result<ImageConfig, ImageError> {
-    serde_json::from_slice(bytes).map_err(|e| ImageError::InvalidConfig {
-        digest: id.clone(),
-        reason: e.to_string(),
-    })
-}
-
-type Found = Vec<(ImageRecord, Vec<Reference>)>;
-
 fn docker_images(
     store: &Store,
     files: &BTreeMap<String, ArchiveFile>,
-) -> Result<Found, ImageError> {
+) -> Result<Vec<ImagePlan>, ImageError> {
     let entries: Vec<DockerArchiveEntry> =
         serde_json::from_slice(document_bytes(files, "manifest.json")?)
             .map_err(|e| ImageError::InvalidArchive(format!("manifest.json: {e}")))?;
@@ -343,7 +257,11 @@ fn docker_images(
         for tag in &entry.repo_tags {
             tags.push(Reference::parse(tag)?);
         }
-        out.push((record(id, None, layers, &config), tags));
+        out.push(ImagePlan {
+            record: new_record(id, None, layers, &config),
+            tags,
+            repo_digests: Vec::new(),
+        });
     }
     Ok(out)
 }
@@ -367,26 +285,10 @@ fn layer_record(
     })
 }
 
-fn record(
-    id: Digest,
-    manifest: Option<Digest>,
-    layers: Vec<LayerRecord>,
-    config: &ImageConfig,
-) -> ImageRecord {
-    ImageRecord {
-        id,
-        manifest,
-        layers,
-        created: config.created.clone(),
-        added_at: chrono::Utc::now().timestamp(),
-        parent: None,
-    }
-}
-
-fn oci_images(files: &BTreeMap<String, ArchiveFile>) -> Result<Found, ImageError> {
+fn oci_images(files: &BTreeMap<String, ArchiveFile>) -> Result<Vec<ImagePlan>, ImageError> {
     let index: Index = serde_json::from_slice(document_bytes(files, "index.json")?)
         .map_err(|e| ImageError::InvalidArchive(format!("index.json: {e}")))?;
-    let mut out: Found = Vec::new();
+    let mut out: Vec<ImagePlan> = Vec::new();
     for descriptor in &index.manifests {
         let tags: Vec<Reference> = descriptor
             .annotations
@@ -403,15 +305,9 @@ fn oci_images(files: &BTreeMap<String, ArchiveFile>) -> Result<Found, ImageError
         let config_file = blob_file(files, &manifest.config.digest)?;
         let id = config_file.digest.clone();
         let config = parse_config(&id, document_bytes(files, &blob_name(&id))?)?;
-        if config.rootfs.diff_ids.len() != manifest.layers.len() {
-            return Err(ImageError::InvalidArchive(format!(
-                "manifest {manifest_digest}: {} layers, its config has {} diff_ids",
-                manifest.layers.len(),
-                config.rootfs.diff_ids.len()
-            )));
-        }
-        let mut layers = Vec::new();
-        for (layer, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
+        let layers = layer_records(&manifest, &config, &format!("manifest {manifest_digest}"))
+            .map_err(|e| ImageError::InvalidArchive(e.to_string()))?;
+        for layer in &manifest.layers {
             let file = blob_file(files, &layer.digest)?;
             if file.size != layer.size {
                 return Err(ImageError::InvalidArchive(format!(
@@ -419,19 +315,17 @@ fn oci_images(files: &BTreeMap<String, ArchiveFile>) -> Result<Found, ImageError
                     layer.digest, file.size, layer.size
                 )));
             }
-            layers.push(LayerRecord {
-                diff_id: diff_id.clone(),
-                blob: layer.digest.clone(),
-                media_type: layer.media_type.clone(),
-                blob_size: layer.size,
-            });
         }
         // Several index entries may name one image under different tags.
-        if let Some(existing) = out.iter_mut().find(|(r, _)| r.id == id) {
-            existing.1.extend(tags);
+        if let Some(existing) = out.iter_mut().find(|p| p.record.id == id) {
+            existing.tags.extend(tags);
             continue;
         }
-        out.push((record(id, Some(manifest_digest), layers, &config), tags));
+        out.push(ImagePlan {
+            record: new_record(id, Some(manifest_digest), layers, &config),
+            tags,
+            repo_digests: Vec::new(),
+        });
     }
     Ok(out)
 }
@@ -467,21 +361,7 @@ fn resolve_manifest(
     if media_type::is_index(media) {
         let nested: Index = serde_json::from_slice(bytes)
             .map_err(|e| ImageError::InvalidArchive(format!("index {digest}: {e}")))?;
-        let host = strata_oci::Platform::host();
-        let chosen = nested
-            .manifests
-            .iter()
-            .find(|m| {
-                m.platform
-                    .as_ref()
-                    .is_some_and(|p| p.os == host.os && p.architecture == host.architecture)
-            })
-            .ok_or_else(|| {
-                ImageError::InvalidArchive(format!(
-                    "index {digest} has no image for {}/{}",
-                    host.os, host.architecture
-                ))
-            })?;
+        let chosen = select_platform(&nested, &strata_oci::Platform::host())?;
         return resolve_manifest(files, &chosen.digest, &chosen.media_type);
     }
     let manifest: Manifest = serde_json::from_slice(bytes)

@@ -41,8 +41,47 @@ pub enum ImageError {
     InvalidChange { change: String, reason: String },
     #[error("conflict: unable to delete {image} (must be forced) - {reason}")]
     Conflict { image: String, reason: String },
-    #[error("unsupported platform {0:?}: this strata builds and runs {1} images only")]
-    UnsupportedPlatform(String, String),
+    #[error(transparent)]
+    Platform(#[from] strata_oci::Error),
+    #[error(transparent)]
+    Registry(Box<strata_distribution::DistributionError>),
+    #[error("{context}: {source}")]
+    Transfer {
+        context: String,
+        #[source]
+        source: Box<strata_distribution::DistributionError>,
+    },
+    #[error("invalid image: {0}")]
+    InvalidImage(String),
+    #[error("no matching manifest for {platform} in the manifest list entries")]
+    NoMatchingPlatform { platform: String },
+    #[error("image with reference {reference} was found but does not match the specified platform: wanted {wanted}, actual: {actual}")]
+    PlatformMismatch {
+        reference: String,
+        wanted: String,
+        actual: String,
+    },
+    #[error("{reference} is a Docker image manifest schema 1, which strata does not support (Docker removed it too): push the image again with a current client, or pull a newer tag")]
+    Schema1 { reference: String },
+    #[error("{reference} is not a container image: {reason}")]
+    NotAnImage { reference: String, reason: String },
+    #[error("{reference}: layer {digest} is a foreign layer ({media_type}){from}: strata does not fetch foreign layers")]
+    ForeignLayer {
+        reference: String,
+        digest: Digest,
+        media_type: String,
+        from: String,
+    },
+    #[error("layer {digest}: {reason}")]
+    Download { digest: Digest, reason: String },
+    #[error("An image does not exist locally with the tag: {0}")]
+    NoSuchTag(String),
+}
+
+impl From<strata_distribution::DistributionError> for ImageError {
+    fn from(e: strata_distribution::DistributionError) -> ImageError {
+        ImageError::Registry(Box::new(e))
+    }
 }
 
 impl ImageError {

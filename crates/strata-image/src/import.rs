@@ -33,10 +33,7 @@ pub fn import_rootfs(
 ) -> Result<Digest, ImageError> {
     let host = Platform::host();
     if let Some(p) = &opts.platform {
-        let host_name = format!("{}/{}", host.os, host.architecture);
-        if p != &host_name && p != &host.architecture {
-            return Err(ImageError::UnsupportedPlatform(p.clone(), host_name));
-        }
+        Platform::host_only(p)?;
     }
     // Validate the changes before any bytes are stored.
     let mut container_config = ContainerConfig::default();

@@ -7,6 +7,7 @@ use strata_store::{ImageRecord, Store};
 use crate::ImageError;
 
 /// An image found in the store, with its parsed config.
+#[derive(Debug, Clone)]
 pub struct ResolvedImage {
     pub record: ImageRecord,
     pub config: ImageConfig,
@@ -24,6 +25,19 @@ pub fn resolve_image(store: &Store, input: &str) -> Result<ResolvedImage, ImageE
         record,
         config,
         reference,
+    })
+}
+
+/// The image with ID `id`.
+pub(crate) fn resolve_by_id(store: &Store, id: &Digest) -> Result<ResolvedImage, ImageError> {
+    let record = store
+        .image(id)?
+        .ok_or_else(|| ImageError::NotFound(id.to_string()))?;
+    let config = load_config(store, id)?;
+    Ok(ResolvedImage {
+        record,
+        config,
+        reference: None,
     })
 }
 

@@ -81,13 +81,14 @@ pub fn decompress<'a, R: Read + 'a>(
 
 enum Encoder<W: Write> {
     None(W),
-    Gzip(flate2::write::GzEncoder<W>),
+    Gzip(crate::gzip::AdaptiveGzip<W>),
     Zstd(zstd::Encoder<'static, W>),
 }
 
 /// A writer that compresses into `w`; [`CompressWriter::finish`] writes the trailer and
 /// returns `w`. Output is deterministic: the gzip header carries no name and mtime 0 (as Go's
-/// writer), zstd runs single-threaded.
+/// writer), gzip stores the 1 MiB blocks that do not compress instead of searching them for
+/// matches (see the `gzip` module), zstd runs single-threaded.
 pub struct CompressWriter<W: Write> {
     encoder: Encoder<W>,
     compression: Compression,
@@ -107,10 +108,14 @@ impl<W: Write> CompressWriter<W> {
     pub fn with_level(w: W, c: Compression, level: i32) -> Result<Self, LayerError> {
         let encoder = match c {
             Compression::None => Encoder::None(w),
-            Compression::Gzip => {
-                let level = flate2::Compression::new(level.clamp(0, 9) as u32);
-                Encoder::Gzip(flate2::GzBuilder::new().write(w, level))
-            }
+            Compression::Gzip => Encoder::Gzip(
+                crate::gzip::AdaptiveGzip::new(w, level.clamp(0, 9) as u32).map_err(|source| {
+                    LayerError::CompressStart {
+                        codec: "gzip",
+                        source,
+                    }
+                })?,
+            ),
             Compression::Zstd => Encoder::Zstd(zstd::Encoder::new(w, level).map_err(|source| {
                 LayerError::CompressStart {
                     codec: "zstd",

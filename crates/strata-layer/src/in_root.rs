@@ -9,6 +9,7 @@ use std::cell::Cell;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags};
@@ -19,6 +20,43 @@ use crate::tar_path::join;
 const DIR_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::DIRECTORY)
     .union(OFlags::CLOEXEC);
+
+/// Opens `path` inside the directory `root` as if `root` were `/`: `..`, absolute symlinks
+/// and symlinks anywhere on the path (the last component too, unless `flags` has
+/// `NOFOLLOW`) resolve inside it (`openat2` with `RESOLVE_IN_ROOT`), and `/proc` magic links
+/// are refused (`RESOLVE_NO_MAGICLINKS`). The one way strata names a path inside a tree it
+/// does not trust (an image's rootfs, a build context); always `O_CLOEXEC`.
+pub fn open_in_root(
+    root: impl AsFd,
+    path: impl AsRef<Path>,
+    flags: OFlags,
+) -> rustix::io::Result<OwnedFd> {
+    openat2_retrying(
+        root,
+        path.as_ref(),
+        flags | OFlags::CLOEXEC,
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+}
+
+/// `openat2` that tries again on `EAGAIN`: with `RESOLVE_IN_ROOT` or `RESOLVE_BENEATH` the
+/// kernel answers that when a rename or mount anywhere on the system raced the lookup (it
+/// cannot prove a `..` stayed inside), which is frequent on a machine running containers.
+/// Retried a bounded number of times, then the error is returned.
+pub fn openat2_retrying(
+    dir: impl AsFd,
+    path: &Path,
+    flags: OFlags,
+    resolve: ResolveFlags,
+) -> rustix::io::Result<OwnedFd> {
+    let mut tries = 0;
+    loop {
+        match rustix::fs::openat2(&dir, path, flags, Mode::empty(), resolve) {
+            Err(rustix::io::Errno::AGAIN) if tries < 1000 => tries += 1,
+            other => return other,
+        }
+    }
+}
 
 /// The root an entry stream is applied into.
 pub(crate) struct RootDir {
@@ -91,13 +129,8 @@ impl RootDir {
     /// Opens `path` (a cleaned, `/`-joined relative name) as a directory inside the root.
     pub(crate) fn open_dir(&self, path: &[u8]) -> io::Result<OwnedFd> {
         let path: &[u8] = if path.is_empty() { b"." } else { path };
-        Ok(rustix::fs::openat2(
-            &self.fd,
-            path,
-            DIR_FLAGS,
-            Mode::empty(),
-            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        )?)
+        let path = Path::new(std::ffi::OsStr::from_bytes(path));
+        Ok(open_in_root(&self.fd, path, DIR_FLAGS)?)
     }
 
     fn create_dirs(&self, comps: &[&[u8]]) -> io::Result<OwnedFd> {

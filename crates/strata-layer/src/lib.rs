@@ -2,8 +2,9 @@
 //!
 //! Owns applying a layer tar into a directory safely ([`apply_layer`]), writing a
 //! deterministic layer tar from a directory or an overlayfs upper dir ([`write_layer`]),
-//! compression ([`Compression`], [`decompress`], [`CompressWriter`]) and digesting a
-//! stream while it passes through ([`DigestReader`], [`DigestWriter`]).
+//! compression ([`Compression`], [`decompress`], [`CompressWriter`]; gzip stores the 1 MiB
+//! blocks that do not compress instead of searching them) and digesting a stream while it
+//! passes through ([`DigestReader`], [`DigestWriter`]).
 //!
 //! Must never: create, modify or delete anything outside the root it applies into,
 //! whatever the tar says; know about the database or the content store; print.
@@ -44,6 +45,7 @@ mod compression;
 mod digesting;
 mod entry_meta;
 mod error;
+mod gzip;
 mod in_root;
 mod sniff;
 mod tar_path;
@@ -54,5 +56,6 @@ pub use apply::{apply_layer, ApplyOptions, ApplyStats, WhiteoutMode};
 pub use compression::{decompress, CompressWriter, Compression, GZIP_LEVEL, ZSTD_LEVEL};
 pub use digesting::{DigestReader, DigestWriter};
 pub use error::LayerError;
+pub use in_root::{open_in_root, openat2_retrying};
 pub use sniff::{is_tar_header, TAR_BLOCK};
 pub use write::{write_layer, ChangeSource, WriteOptions, WriteStats};

@@ -64,4 +64,7 @@ pub enum Error {
     },
     #[error("invalid platform {platform:?}: {reason}")]
     InvalidPlatform { platform: String, reason: String },
+    /// A valid platform this machine cannot run (no emulation).
+    #[error("platform {requested} is not this machine's ({host}): strata builds and runs {host} images only")]
+    ForeignPlatform { requested: String, host: String },
 }

@@ -78,6 +78,41 @@ impl Platform {
         Ok(Platform::new(&os, arch, variant.as_deref()))
     }
 
+    /// `requested` (a `--platform` value, `FROM --platform`) if it names the host's platform
+    /// in any spelling Docker accepts (`linux/amd64`, `amd64`, `linux/x86_64`), else why not.
+    pub fn host_only(requested: &str) -> Result<Platform, Error> {
+        let wanted = Platform::parse(requested)?;
+        let host = Platform::host();
+        if host.matches(&wanted) {
+            Ok(wanted)
+        } else {
+            Err(Error::ForeignPlatform {
+                requested: wanted.to_string(),
+                host: host.to_string(),
+            })
+        }
+    }
+
+    /// Whether an image config's platform fields (`os`, `architecture`, `variant`; empty
+    /// ones are taken as the host's, as Docker does for old images) match `wanted`.
+    pub fn config_matches(
+        os: &str,
+        architecture: &str,
+        variant: Option<&str>,
+        wanted: &Platform,
+    ) -> bool {
+        let host = Platform::host();
+        let os = if os.is_empty() { &host.os } else { os };
+        let architecture = if architecture.is_empty() {
+            &host.architecture
+        } else {
+            architecture
+        };
+        let (architecture, default_variant) = go_arch(architecture);
+        let variant = variant.or(default_variant);
+        Platform::new(os, architecture, variant).matches(wanted)
+    }
+
     /// Whether an image for `self` runs where `wanted` is asked for: same OS and
     /// architecture, and the same variant after Docker's defaults (`arm64` = `arm64/v8`,
     /// `arm` = `arm/v7`, `amd64` = `amd64/v1`).
@@ -167,6 +202,38 @@ mod tests {
         assert!(Platform::new("linux", "arm", None).matches(&p("linux/arm/v7")));
         assert!(!Platform::new("linux", "arm", Some("v6")).matches(&p("linux/arm")));
         assert!(!p("linux/amd64").matches(&p("linux/arm64")));
+    }
+
+    #[test]
+    fn only_the_host_platform_is_accepted_in_any_spelling() {
+        let host = Platform::host();
+        for spelling in [host.to_string(), host.architecture.clone()] {
+            assert_eq!(Platform::host_only(&spelling).unwrap(), host, "{spelling}");
+        }
+        let other = if host.architecture == "s390x" {
+            "linux/amd64"
+        } else {
+            "linux/s390x"
+        };
+        let err = Platform::host_only(other).unwrap_err().to_string();
+        assert!(
+            err.contains(other) && err.contains(&host.to_string()),
+            "{err}"
+        );
+        assert!(Platform::host_only("linux/").is_err());
+        assert!(Platform::config_matches("", "", None, &host));
+        assert!(Platform::config_matches(
+            "linux",
+            "aarch64",
+            None,
+            &Platform::parse("linux/arm64/v8").unwrap()
+        ));
+        assert!(!Platform::config_matches(
+            "linux",
+            "arm",
+            Some("v6"),
+            &Platform::parse("linux/arm").unwrap()
+        ));
     }
 
     #[test]

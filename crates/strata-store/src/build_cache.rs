@@ -24,6 +24,9 @@ pub struct BuildCacheEntry {
     pub diff_id: Option<Digest>,
     /// When the entry was recorded, unix seconds.
     pub created: i64,
+    /// When a build last reused it (or, never reused, when it was recorded), unix seconds:
+    /// what `builder prune --filter until=` and `--keep-storage` go by, oldest first.
+    pub last_used: i64,
 }
 
 impl Store {
@@ -33,23 +36,26 @@ impl Store {
         db.read("reading the build cache", |tx| {
             let row = tx
                 .query_row(
-                    "SELECT config, diff_id, created FROM build_cache WHERE cache_key = ?1",
+                    "SELECT config, diff_id, created, last_used FROM build_cache \
+                     WHERE cache_key = ?1",
                     [key],
                     |r| {
                         Ok((
                             r.get::<_, String>(0)?,
                             r.get::<_, Option<String>>(1)?,
                             r.get::<_, i64>(2)?,
+                            r.get::<_, i64>(3)?,
                         ))
                     },
                 )
                 .optional()
                 .map_err(db.sql_err("reading the build cache"))?;
-            row.map(|(config, diff_id, created)| {
+            row.map(|(config, diff_id, created, last_used)| {
                 Ok(BuildCacheEntry {
                     config: digest_col("build_cache", config)?,
                     diff_id: opt_digest_col("build_cache", diff_id)?,
                     created,
+                    last_used,
                 })
             })
             .transpose()
@@ -61,17 +67,46 @@ impl Store {
         let db = self.db();
         db.write("recording a build cache entry", |tx| {
             tx.execute(
-                "INSERT OR REPLACE INTO build_cache (cache_key, config, diff_id, created) \
-                 VALUES (?1, ?2, ?3, ?4)",
+                "INSERT OR REPLACE INTO build_cache \
+                 (cache_key, config, diff_id, created, last_used) VALUES (?1, ?2, ?3, ?4, ?5)",
                 rusqlite::params![
                     key,
                     entry.config.as_str(),
                     entry.diff_id.as_ref().map(Digest::as_str),
-                    entry.created
+                    entry.created,
+                    entry.last_used
                 ],
             )
             .map_err(db.sql_err("recording a build cache entry"))?;
             Ok(())
+        })
+    }
+
+    /// Records that a build reused the entry for `key` at `when` (unix seconds); an entry
+    /// already used later keeps its time. A missing entry is not an error (a concurrent prune).
+    pub fn build_cache_touch(&self, key: &str, when: i64) -> Result<(), StoreError> {
+        let db = self.db();
+        db.write("recording a build cache hit", |tx| {
+            tx.execute(
+                "UPDATE build_cache SET last_used = ?2 WHERE cache_key = ?1 AND last_used < ?2",
+                rusqlite::params![key, when],
+            )
+            .map_err(db.sql_err("recording a build cache hit"))?;
+            Ok(())
+        })
+    }
+
+    /// Forgets the entries for `keys` (one transaction); returns how many there were.
+    pub fn build_cache_remove(&self, keys: &[&str]) -> Result<usize, StoreError> {
+        let db = self.db();
+        db.write("pruning the build cache", |tx| {
+            let mut removed = 0;
+            for key in keys {
+                removed += tx
+                    .execute("DELETE FROM build_cache WHERE cache_key = ?1", [key])
+                    .map_err(db.sql_err("pruning the build cache"))?;
+            }
+            Ok(removed)
         })
     }
 
@@ -100,13 +135,54 @@ pub struct BuildCacheUsage {
     pub reclaimable: u64,
 }
 
+/// One entry as `system df -v` lists it. Plain data: the CLI renders it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuildCacheEntryUsage {
+    pub key: String,
+    /// Bytes of the layer it names (0 for a metadata-only step or a missing layer).
+    pub size: u64,
+    /// Its layer is also held by something a build cache prune keeps (a tagged image…).
+    pub shared: bool,
+    /// It produced a layer (BuildKit's `regular`), or only a config.
+    pub has_layer: bool,
+    pub created: i64,
+    pub last_used: i64,
+}
+
 impl Store {
+    /// Every build cache entry with its size and last use, most recently used first.
+    pub fn build_cache_usage_by_entry(&self) -> Result<Vec<BuildCacheEntryUsage>, StoreError> {
+        let entries = self.build_cache_entries()?;
+        let kept = self.blobs_outliving_build_cache(&entries)?;
+        let content = self.content();
+        let mut out: Vec<BuildCacheEntryUsage> = entries
+            .into_iter()
+            .map(|(key, e)| BuildCacheEntryUsage {
+                size: e
+                    .diff_id
+                    .as_ref()
+                    .and_then(|d| content.size(d).ok())
+                    .unwrap_or(0),
+                shared: e.diff_id.as_ref().is_some_and(|d| kept.contains(d)),
+                has_layer: e.diff_id.is_some(),
+                created: e.created,
+                last_used: e.last_used,
+                key,
+            })
+            .collect();
+        out.sort_by(|a, b| b.last_used.cmp(&a.last_used).then(a.key.cmp(&b.key)));
+        Ok(out)
+    }
+
     /// Every build cache entry, by key.
     pub fn build_cache_entries(&self) -> Result<Vec<(String, BuildCacheEntry)>, StoreError> {
         let db = self.db();
         db.read("listing the build cache", |tx| {
             let mut stmt = tx
-                .prepare("SELECT cache_key, config, diff_id, created FROM build_cache ORDER BY cache_key")
+                .prepare(
+                    "SELECT cache_key, config, diff_id, created, last_used FROM build_cache \
+                     ORDER BY cache_key",
+                )
                 .map_err(db.sql_err("listing the build cache"))?;
             let rows = stmt
                 .query_map([], |r| {
@@ -115,12 +191,13 @@ impl Store {
                         r.get::<_, String>(1)?,
                         r.get::<_, Option<String>>(2)?,
                         r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
                     ))
                 })
                 .map_err(db.sql_err("listing the build cache"))?;
             let mut out = Vec::new();
             for row in rows {
-                let (key, config, diff_id, created) =
+                let (key, config, diff_id, created, last_used) =
                     row.map_err(db.sql_err("listing the build cache"))?;
                 out.push((
                     key,
@@ -128,6 +205,7 @@ impl Store {
                         config: digest_col("build_cache", config)?,
                         diff_id: opt_digest_col("build_cache", diff_id)?,
                         created,
+                        last_used,
                     },
                 ));
             }
@@ -318,6 +396,7 @@ mod tests {
             config: Digest::sha256_of(b"config"),
             diff_id: Some(Digest::sha256_of(b"layer")),
             created: 7,
+            last_used: 7,
         };
         store.build_cache_put("k1", &entry).unwrap();
         let meta = BuildCacheEntry {
@@ -341,6 +420,7 @@ mod tests {
             config: config.clone(),
             diff_id: Some(layer.clone()),
             created: 1,
+            last_used: 1,
         };
         store.build_cache_put("a", &live).unwrap();
         store.build_cache_put("b", &live).unwrap();
@@ -357,6 +437,28 @@ mod tests {
         assert_eq!(store.build_cache_remove_dangling().unwrap(), 1);
         assert_eq!(store.build_cache_get("c").unwrap(), None);
         assert_eq!(store.build_cache_get("a").unwrap(), Some(live));
+    }
+
+    #[test]
+    fn a_hit_moves_last_use_forward_only_and_remove_forgets() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        let entry = BuildCacheEntry {
+            config: Digest::sha256_of(b"config"),
+            diff_id: None,
+            created: 10,
+            last_used: 10,
+        };
+        store.build_cache_put("k", &entry).unwrap();
+        store.build_cache_put("other", &entry).unwrap();
+        store.build_cache_touch("k", 50).unwrap();
+        store.build_cache_touch("k", 20).unwrap();
+        store.build_cache_touch("missing", 20).unwrap();
+        let got = store.build_cache_get("k").unwrap().unwrap();
+        assert_eq!((got.created, got.last_used), (10, 50));
+        assert_eq!(store.build_cache_remove(&["k", "missing"]).unwrap(), 1);
+        assert_eq!(store.build_cache_get("k").unwrap(), None);
+        assert!(store.build_cache_get("other").unwrap().is_some());
     }
 
     #[test]

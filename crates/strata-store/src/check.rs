@@ -10,6 +10,7 @@ use strata_oci::{Digest, Sha256Hasher};
 
 use crate::error::{IoContext, StoreError};
 use crate::gc::{orphan_snapshot_dirs, reachable};
+use crate::snapshot::mount_points_under;
 use crate::store::{abandoned_temps, Store};
 
 /// Which blob of an image a problem is about.
@@ -46,6 +47,10 @@ pub enum Problem {
     LeftoverTemp { path: PathBuf },
     /// SQLite's integrity or foreign key check reported this.
     Database { detail: String },
+    /// Something is mounted below the root in the host's mount namespace: strata mounts
+    /// only in namespaces that die with the process, so this was left by a killed process
+    /// of an older strata (or by hand), and keeps the dir from being removed.
+    LeftoverMount { path: PathBuf },
 }
 
 impl fmt::Display for Problem {
@@ -78,6 +83,11 @@ impl fmt::Display for Problem {
                 path.display()
             ),
             Problem::Database { detail } => write!(f, "metadata database: {detail}"),
+            Problem::LeftoverMount { path } => write!(
+                f,
+                "{} is still mounted (unmount it with `umount -l`)",
+                path.display()
+            ),
         }
     }
 }
@@ -105,7 +115,7 @@ impl CheckReport {
 impl Store {
     /// Re-hashes every blob, checks every image's blobs are present, every snapshot record
     /// has its dir (and parent) and every dir its record, runs SQLite's integrity check and
-    /// lists leftover temps. Holds a writer lease so gc cannot run meanwhile.
+    /// lists leftover temps and mounts left under the root. Holds a writer lease so gc cannot run meanwhile.
     pub fn check(&self) -> Result<CheckReport, StoreError> {
         let _lease = self.writer_lease()?;
         let mut report = CheckReport::default();
@@ -204,6 +214,9 @@ impl Store {
         }
         for (path, _claim) in abandoned_temps(self)? {
             report.problems.push(Problem::LeftoverTemp { path });
+        }
+        for path in mount_points_under(self.root())? {
+            report.problems.push(Problem::LeftoverMount { path });
         }
         Ok(report)
     }

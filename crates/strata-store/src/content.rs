@@ -3,10 +3,19 @@
 //! A blob becomes visible only once verified: bytes go to a locked temp file in
 //! `<root>/ingest/`, hashed while written; commit checks the digest, fsyncs the file,
 //! renames it into place and fsyncs the directory.
+//!
+//! A download whose digest is known in advance can be resumed: [`ContentStore::resume`]
+//! names its temp `ingest/partial-<hex>` after that digest, keeps it when the writer goes
+//! away uncommitted (a dropped connection, a killed process) and hands the next writer of
+//! the same digest the bytes already there, in this process or another. Like every temp it
+//! is flocked by its writer for as long as that writer lives.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{flock, FlockOperation};
 
 use strata_oci::{Digest, Sha256Hasher};
 
@@ -47,8 +56,54 @@ impl ContentStore {
             blobs: self.blobs.clone(),
             hasher: Sha256Hasher::new(),
             done: false,
+            keep_on_drop: false,
             flushed_to: 0,
         })
+    }
+
+    /// Starts or resumes the blob that must hash to `expected`: `Present` when it is
+    /// already stored, else the partial ingest with whatever an earlier writer left there.
+    /// Blocks while another writer (thread or process) holds that partial.
+    pub fn resume(&self, expected: &Digest) -> Result<Resume, StoreError> {
+        let path = self
+            .ingest
+            .join(format!("{PARTIAL_PREFIX}{}", expected.hex()));
+        loop {
+            if let Ok(size) = self.size(expected) {
+                return Ok(Resume::Present(size));
+            }
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o644)
+                .custom_flags(libc::O_CLOEXEC)
+                .open(&path)
+                .ctx("opening partial blob", &path)?;
+            flock(&file, FlockOperation::LockExclusive).ctx("locking partial blob", &path)?;
+            // The previous holder may have committed it (renamed it into blobs/) or given
+            // up on it (removed it) while we waited: then this handle is not the partial.
+            let ours = file.metadata().ctx("inspecting partial blob", &path)?;
+            match std::fs::metadata(&path) {
+                Ok(now) if now.ino() == ours.ino() && now.dev() == ours.dev() => {
+                    // Committed by another writer between our first look and our lock.
+                    if let Ok(size) = self.size(expected) {
+                        let _ = std::fs::remove_file(&path);
+                        return Ok(Resume::Present(size));
+                    }
+                    return Ok(Resume::Partial(PartialBlob {
+                        len: ours.len(),
+                        file,
+                        path,
+                        blobs: self.blobs.clone(),
+                    }));
+                }
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::io("inspecting partial blob", path, e)),
+            }
+        }
     }
 
     /// Copies `r` into the store and commits it, verifying against `expected` when given.
@@ -130,13 +185,107 @@ impl ContentStore {
     }
 }
 
-/// One blob being written. `commit` makes it visible; dropping it uncommitted removes the temp file.
+/// Name prefix of resumable ingests in `<root>/ingest` (`partial-<hex>`).
+pub(crate) const PARTIAL_PREFIX: &str = "partial-";
+
+/// What [`ContentStore::resume`] found.
+#[derive(Debug)]
+pub enum Resume {
+    /// The blob is already in the store, with this size.
+    Present(u64),
+    /// A partial ingest, locked by this process; possibly empty.
+    Partial(PartialBlob),
+}
+
+/// The bytes an earlier, interrupted writer of a blob left behind, locked for this writer.
+/// Turn it into a [`BlobWriter`] by replaying those bytes or by starting over.
+#[derive(Debug)]
+pub struct PartialBlob {
+    file: File,
+    path: PathBuf,
+    blobs: PathBuf,
+    len: u64,
+}
+
+impl PartialBlob {
+    /// Bytes already there.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Reads back the bytes already there, hashing them and handing each chunk to `sink`
+    /// (which may hash or unpack them too); the writer then continues after them.
+    pub fn replay(
+        mut self,
+        mut sink: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> Result<BlobWriter, StoreError> {
+        let mut hasher = Sha256Hasher::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut left = self.len;
+        self.file
+            .seek(SeekFrom::Start(0))
+            .ctx("reading partial blob", &self.path)?;
+        while left > 0 {
+            let want = buf.len().min(left as usize);
+            let n = self
+                .file
+                .read(&mut buf[..want])
+                .ctx("reading partial blob", &self.path)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            sink(&buf[..n]).ctx("replaying partial blob", &self.path)?;
+            left -= n as u64;
+        }
+        // A file that shrank under us (it cannot, we hold its lock) would simply continue
+        // where its bytes end.
+        let end = hasher.len();
+        self.file
+            .set_len(end)
+            .and_then(|()| self.file.seek(SeekFrom::Start(end)))
+            .ctx("resuming partial blob", &self.path)?;
+        Ok(self.into_writer(hasher))
+    }
+
+    /// Discards the bytes already there and starts at byte 0.
+    pub fn restart(mut self) -> Result<BlobWriter, StoreError> {
+        self.file
+            .set_len(0)
+            .and_then(|()| self.file.seek(SeekFrom::Start(0)).map(drop))
+            .ctx("truncating partial blob", &self.path)?;
+        Ok(self.into_writer(Sha256Hasher::new()))
+    }
+
+    fn into_writer(self, hasher: Sha256Hasher) -> BlobWriter {
+        let flushed_to = hasher.len();
+        BlobWriter {
+            out: BufWriter::with_capacity(256 * 1024, self.file),
+            temp: self.path,
+            blobs: self.blobs,
+            hasher,
+            done: false,
+            keep_on_drop: true,
+            flushed_to,
+        }
+    }
+}
+
+/// One blob being written. `commit` makes it visible; dropping it uncommitted removes the
+/// temp file, except a resumable one ([`ContentStore::resume`]), which is kept for the next
+/// writer of that digest.
 pub struct BlobWriter {
     out: BufWriter<File>,
     temp: PathBuf,
     blobs: PathBuf,
     hasher: Sha256Hasher,
     done: bool,
+    /// A resumable ingest: an uncommitted drop keeps the bytes (flushed) for the next writer.
+    keep_on_drop: bool,
     /// Bytes handed to the kernel for writeback so far (see `start_writeback`).
     flushed_to: u64,
 }
@@ -191,9 +340,15 @@ impl BlobWriter {
         Ok(())
     }
 
-    /// Bytes written so far.
+    /// Bytes written so far (including any replayed from a partial ingest).
     pub fn written(&self) -> u64 {
         self.hasher.len()
+    }
+
+    /// Gives up on this blob and removes its temp, even a resumable one (its bytes are
+    /// known to be wrong, or the source changed).
+    pub fn discard(mut self) {
+        self.keep_on_drop = false;
     }
 
     /// Verifies, fsyncs and renames the blob into place, then fsyncs the blob directory.
@@ -205,7 +360,8 @@ impl BlobWriter {
         let actual = std::mem::take(&mut self.hasher).finish();
         if let Some(expected) = expected {
             if *expected != actual {
-                // Drop removes the temp file.
+                // Bad bytes are never resumed from: drop removes the temp file.
+                self.keep_on_drop = false;
                 return Err(StoreError::DigestMismatch {
                     expected: expected.clone(),
                     actual,
@@ -215,6 +371,7 @@ impl BlobWriter {
         }
         let target = self.blobs.join(actual.hex());
         if target.is_file() {
+            self.keep_on_drop = false;
             return Ok((actual, size));
         }
         self.out
@@ -230,10 +387,17 @@ impl BlobWriter {
 
 impl Drop for BlobWriter {
     fn drop(&mut self) {
-        if !self.done {
-            // Best effort: a leftover is found by the next open's cleanup (its lock is free).
-            let _ = std::fs::remove_file(&self.temp);
+        if self.done {
+            return;
         }
+        if self.keep_on_drop {
+            // What reached the file is what the next writer resumes from; the digest check
+            // at its commit catches anything wrong in it.
+            let _ = self.out.flush();
+            return;
+        }
+        // Best effort: a leftover is found by the next open's cleanup (its lock is free).
+        let _ = std::fs::remove_file(&self.temp);
     }
 }
 
@@ -286,6 +450,82 @@ mod tests {
             "{err}"
         );
         assert!(cs.list().unwrap().is_empty());
+        assert_eq!(ingest_count(&cs), 0);
+    }
+
+    #[test]
+    fn a_resumable_ingest_survives_its_writer_and_continues() {
+        let (_d, cs) = store();
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let want = Digest::sha256_of(&data);
+        let Resume::Partial(p) = cs.resume(&want).unwrap() else {
+            panic!("not present yet")
+        };
+        assert!(p.is_empty());
+        let mut w = p.restart().unwrap();
+        w.write_all(&data[..1_234_567]).unwrap();
+        drop(w); // interrupted: the bytes stay
+        assert_eq!(ingest_count(&cs), 1);
+
+        let Resume::Partial(p) = cs.resume(&want).unwrap() else {
+            panic!("still partial")
+        };
+        assert_eq!(p.len(), 1_234_567);
+        let mut replayed = Vec::new();
+        let mut w = p
+            .replay(|chunk| {
+                replayed.extend_from_slice(chunk);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(replayed, &data[..1_234_567]);
+        w.write_all(&data[1_234_567..]).unwrap();
+        assert_eq!(w.commit(Some(&want)).unwrap(), (want.clone(), 3_000_000));
+        assert_eq!(ingest_count(&cs), 0);
+        assert!(matches!(
+            cs.resume(&want).unwrap(),
+            Resume::Present(3_000_000)
+        ));
+    }
+
+    #[test]
+    fn a_resumed_ingest_with_wrong_bytes_is_thrown_away() {
+        let (_d, cs) = store();
+        let want = Digest::sha256_of(b"right");
+        let Resume::Partial(p) = cs.resume(&want).unwrap() else {
+            panic!()
+        };
+        let mut w = p.restart().unwrap();
+        w.write_all(b"wro").unwrap();
+        drop(w);
+        let Resume::Partial(p) = cs.resume(&want).unwrap() else {
+            panic!()
+        };
+        let mut w = p.replay(|_| Ok(())).unwrap();
+        w.write_all(b"ng").unwrap();
+        assert!(matches!(
+            w.commit(Some(&want)),
+            Err(StoreError::DigestMismatch { .. })
+        ));
+        assert_eq!(ingest_count(&cs), 0);
+    }
+
+    #[test]
+    fn a_second_writer_of_a_partial_waits_for_the_first() {
+        let (_d, cs) = store();
+        let want = Digest::sha256_of(b"shared");
+        let Resume::Partial(p) = cs.resume(&want).unwrap() else {
+            panic!()
+        };
+        let mut first = p.restart().unwrap();
+        let cs2 = cs.clone();
+        let w2 = want.clone();
+        let waiter = std::thread::spawn(move || cs2.resume(&w2).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!waiter.is_finished());
+        first.write_all(b"shared").unwrap();
+        first.commit(Some(&want)).unwrap();
+        assert!(matches!(waiter.join().unwrap(), Resume::Present(6)));
         assert_eq!(ingest_count(&cs), 0);
     }
 

@@ -5,7 +5,7 @@
 //! busy timeout instead of failing on lock upgrade); `synchronous=NORMAL` is durable
 //! across process crashes in WAL mode. Digests are stored as their `sha256:<hex>` text.
 //!
-//! Schema (version 3):
+//! Schema (version 5):
 //! ```text
 //! schema_version(version INTEGER)                    one row; migrations run inside BEGIN IMMEDIATE
 //! settings(key TEXT PK, value TEXT)                  "driver", "driver_note"
@@ -21,10 +21,19 @@
 //!        UNIQUE(driver, chain_id))
 //! containers(id TEXT PK, name TEXT UNIQUE, image_id TEXT, created INTEGER,
 //!        state TEXT, config TEXT)                    JSON owned by strata-container
-//! build_cache(cache_key TEXT PK, config TEXT, diff_id TEXT NULL, created INTEGER)   (v2)
+//! build_cache(cache_key TEXT PK, config TEXT, diff_id TEXT NULL, created INTEGER,   (v2)
+//!        last_used INTEGER)                          (v5) unix seconds of the last hit (or creation)
 //! build_steps(position TEXT PK, cache_key TEXT,      (v3) last inputs of a build step position,
 //!        parent_key TEXT, inputs BLOB,               opaque to the store (--explain-cache)
 //!        recorded INTEGER)
+//! compressed_blobs(diff_id TEXT, algorithm TEXT,     (v4) a layer compressed for a push, so the
+//!        level INTEGER, blob TEXT, size INTEGER,     next push of it compresses nothing
+//!        PK(diff_id, algorithm, level))
+//! blob_sources(blob TEXT, registry TEXT,             (v4) where a blob was pulled from or pushed
+//!        repository TEXT, seen INTEGER,              to: a push to another repository of the same
+//!        PK(blob, registry, repository))             registry mounts it instead of uploading
+//! upload_sessions(key TEXT PK, location TEXT,        (v4) a push's open blob upload, resumed by
+//!        created INTEGER)                            the next push of the same blob
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -37,7 +46,7 @@ use strata_oci::Digest;
 use crate::error::StoreError;
 
 /// Highest schema version this code knows.
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 
 /// Each entry migrates from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -107,6 +116,33 @@ CREATE TABLE build_steps (
 );
 CREATE INDEX build_steps_recorded ON build_steps(recorded);
 CREATE INDEX build_steps_parent ON build_steps(parent_key);
+"#,
+    r#"
+CREATE TABLE compressed_blobs (
+    diff_id TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    level INTEGER NOT NULL,
+    blob TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    PRIMARY KEY (diff_id, algorithm, level)
+);
+CREATE TABLE blob_sources (
+    blob TEXT NOT NULL,
+    registry TEXT NOT NULL,
+    repository TEXT NOT NULL,
+    seen INTEGER NOT NULL,
+    PRIMARY KEY (blob, registry, repository)
+);
+CREATE TABLE upload_sessions (
+    key TEXT PRIMARY KEY,
+    location TEXT NOT NULL,
+    created INTEGER NOT NULL
+);
+"#,
+    // Entries recorded before last use was tracked were last used when they were made.
+    r#"
+ALTER TABLE build_cache ADD COLUMN last_used INTEGER NOT NULL DEFAULT 0;
+UPDATE build_cache SET last_used = created;
 "#,
 ];
 
@@ -459,6 +495,39 @@ mod tests {
             })
             .unwrap();
         assert_eq!(v, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_version_3_store_migrates_with_last_use_from_creation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metadata.db");
+        {
+            // A store as strata with schema 3 left it, one build cache entry in it.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL);")
+                .unwrap();
+            for m in &MIGRATIONS[..3] {
+                conn.execute_batch(m).unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO schema_version (version) VALUES (3); \
+                 INSERT INTO build_cache (cache_key, config, diff_id, created) \
+                 VALUES ('k', 'sha256:00', NULL, 1234);",
+            )
+            .unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        let (version, last_used): (i64, i64) = db
+            .read("t", |tx| {
+                Ok((
+                    tx.query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+                        .unwrap(),
+                    tx.query_row("SELECT last_used FROM build_cache", [], |r| r.get(0))
+                        .unwrap(),
+                ))
+            })
+            .unwrap();
+        assert_eq!((version, last_used), (SCHEMA_VERSION, 1234));
     }
 
     #[test]

@@ -9,10 +9,13 @@ use strata_oci::Digest;
 
 use crate::error::StoreError;
 use crate::lock;
-use crate::store::{abandoned_temps, remove_path, Store};
+use crate::store::{abandoned_partials, abandoned_temps, remove_path, Store};
 
 /// How long gc waits for running writers (pulls, builds) to finish before giving up.
 const GC_LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// An interrupted download is kept this long for a later pull to resume from.
+const PARTIAL_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// What gc removed. Plain data: the CLI renders it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -48,10 +51,14 @@ pub(crate) struct Reachable {
 pub(crate) fn reachable(store: &Store) -> Result<Reachable, StoreError> {
     let mut blobs = HashSet::new();
     let mut chains = HashSet::new();
+    let mut diff_ids = HashSet::new();
     for image in store.images()? {
         blobs.extend(image.blobs());
         chains.extend(image.chain_ids());
+        diff_ids.extend(image.layers.iter().map(|l| l.diff_id.clone()));
     }
+    // A layer's compressed form, kept from its last push, lives as long as the layer.
+    blobs.extend(store.compressed_blobs_of(&diff_ids)?);
     // A container keeps its image's config even if the image record went (rmi -f).
     blobs.extend(store.db().container_image_ids()?);
     Ok(Reachable { blobs, chains })
@@ -127,6 +134,10 @@ impl Store {
             let bytes = remove_path(&path)?;
             report.temps.push((path, bytes));
         }
+        for (path, _claim) in abandoned_partials(self, PARTIAL_MAX_AGE)? {
+            let bytes = remove_path(&path)?;
+            report.temps.push((path, bytes));
+        }
         for blob in self.content().list()? {
             if !keep.blobs.contains(&blob) {
                 let size = self.content().size(&blob).unwrap_or(0);
@@ -134,6 +145,7 @@ impl Store {
                 report.blobs.push((blob, size));
             }
         }
+        self.forget_transfers_of_missing_blobs()?;
         Ok(report)
     }
 }

@@ -14,6 +14,9 @@
 //! <root>/lock                      flock: writer leases shared, gc exclusive
 //! ```
 //!
+//! The root is 0710, every directory in it 0700, the database and lock 0600 (Docker's data
+//! root modes), restored at every open; see the `modes` module.
+//!
 //! Must never: make a blob or snapshot visible before it is complete and verified,
 //! delete anything a record or a live writer lease still reaches, remove another live
 //! process's temp files, repair silently (check reports, gc removes), parse image JSON
@@ -30,21 +33,27 @@ mod error;
 mod gc;
 mod images;
 mod lock;
+mod modes;
 mod snapshot;
 mod store;
 #[cfg(test)]
 mod test_support;
+mod transfers;
 mod unpack;
 mod usage;
 
-pub use build_cache::{BuildCacheEntry, BuildCacheUsage};
+pub use build_cache::{BuildCacheEntry, BuildCacheEntryUsage, BuildCacheUsage};
 pub use check::{BlobRole, CheckReport, Problem};
 pub use containers::ContainerRow;
-pub use content::{BlobWriter, ContentStore};
+pub use content::{BlobWriter, ContentStore, PartialBlob, Resume};
 pub use error::StoreError;
 pub use gc::GcReport;
 pub use images::{ImageRecord, LayerRecord};
 pub use lock::WriterLease;
-pub use snapshot::{unmount, DriverKind, SnapshotInfo, Snapshotter, StagedLayer, WritableLayer};
+pub use snapshot::{
+    enter_private_mount_namespace, mount_points_under, unmount, DriverKind, SnapshotInfo,
+    Snapshotter, StagedLayer, WritableLayer,
+};
 pub use store::{Store, StoreInfo, StoreOptions};
+pub use transfers::{BlobSource, CompressedBlob};
 pub use usage::{tree_size, DiskUsage, ImageUsage};

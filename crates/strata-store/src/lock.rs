@@ -38,7 +38,7 @@ fn open_lock_file(path: &Path) -> Result<File, StoreError> {
         .write(true)
         .create(true)
         .truncate(false)
-        .mode(0o644)
+        .mode(0o600)
         .custom_flags(libc::O_CLOEXEC)
         .open(path)
         .ctx("opening lock file", path)

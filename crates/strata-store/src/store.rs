@@ -11,6 +11,7 @@ use crate::db::Db;
 use crate::error::{IoContext, StoreError};
 use crate::images::ImageRecord;
 use crate::lock::{self, WriterLease};
+use crate::modes;
 use crate::snapshot::{
     self, DriverKind, OverlaySnapshotter, SnapshotDir, Snapshotter, VfsSnapshotter,
 };
@@ -56,14 +57,19 @@ const DRIVER_KEY: &str = "driver";
 const DRIVER_NOTE_KEY: &str = "driver_note";
 
 impl Store {
-    /// Opens (creating if needed) the store at `root`, migrates the schema, settles the
-    /// driver and removes temp files and dirs left by dead processes.
+    /// Opens (creating if needed) the store at `root`, makes it private to root (see
+    /// `modes`), migrates the schema, settles the driver and removes temp files and dirs left
+    /// by dead processes.
     pub fn open(root: &Path, opts: &StoreOptions) -> Result<Store, StoreError> {
-        for sub in ["blobs/sha256", "ingest", "snapshots"] {
-            let p = root.join(sub);
-            std::fs::create_dir_all(&p).ctx("creating store dir", &p)?;
+        modes::secure_root(root)?;
+        for top in ["blobs", "ingest", "snapshots", "containers"] {
+            modes::private_dir(root, top)?;
         }
-        let db = Arc::new(Db::open(&root.join("metadata.db"))?);
+        let sha = root.join("blobs/sha256");
+        std::fs::create_dir_all(&sha).ctx("creating store dir", &sha)?;
+        let db_path = root.join("metadata.db");
+        modes::create_private_file(&db_path)?;
+        let db = Arc::new(Db::open(&db_path)?);
         let (driver, driver_note) = settle_driver(root, &db, opts.driver)?;
         let snapshots = SnapshotDir::new(db.clone(), root, driver);
         std::fs::create_dir_all(snapshots.dir()).ctx("creating store dir", snapshots.dir())?;
@@ -90,6 +96,12 @@ impl Store {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// `<root>/<name>`, created private (0700) if missing: where a component keeps its own
+    /// files in the store (build temp areas, cache mounts, volumes...).
+    pub fn private_dir(&self, name: &str) -> Result<PathBuf, StoreError> {
+        modes::private_dir(&self.root, name)
     }
 
     pub fn driver(&self) -> DriverKind {
@@ -219,11 +231,15 @@ impl Store {
 
 /// Temp files and dirs with no live owner, each returned with its lock held: remove it
 /// before dropping the lock, or a writer that just created it could be racing us.
+/// Resumable partial blobs are not temps: see [`abandoned_partials`].
 pub(crate) fn abandoned_temps(store: &Store) -> Result<Vec<(PathBuf, File)>, StoreError> {
     let mut out = Vec::new();
     let ingest = store.content.ingest_dir();
     for entry in std::fs::read_dir(ingest).ctx("listing", ingest)? {
         let path = entry.ctx("listing", ingest)?.path();
+        if is_partial(&path) {
+            continue;
+        }
         if let Some(claim) = lock::try_claim_abandoned(&path) {
             out.push((path, claim));
         }
@@ -249,6 +265,40 @@ pub(crate) fn abandoned_temps(store: &Store) -> Result<Vec<(PathBuf, File)>, Sto
             if let Some(claim) = lock::try_claim_abandoned(&path) {
                 out.push((path, claim));
             }
+        }
+    }
+    Ok(out)
+}
+
+fn is_partial(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(crate::content::PARTIAL_PREFIX))
+}
+
+/// Resumable partial blobs (interrupted downloads) with no live writer, untouched for at
+/// least `min_age`, each returned with its lock held.
+pub(crate) fn abandoned_partials(
+    store: &Store,
+    min_age: std::time::Duration,
+) -> Result<Vec<(PathBuf, File)>, StoreError> {
+    let mut out = Vec::new();
+    let ingest = store.content.ingest_dir();
+    for entry in std::fs::read_dir(ingest).ctx("listing", ingest)? {
+        let path = entry.ctx("listing", ingest)?.path();
+        if !is_partial(&path) {
+            continue;
+        }
+        let old_enough = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= min_age);
+        if !old_enough {
+            continue;
+        }
+        if let Some(claim) = lock::try_claim_abandoned(&path) {
+            out.push((path, claim));
         }
     }
     Ok(out)

@@ -19,7 +19,7 @@ use strata_oci::Digest;
 use crate::error::StoreError;
 
 pub(crate) use mount::probe_overlay;
-pub use mount::unmount;
+pub use mount::{enter_private_mount_namespace, mount_points_under, unmount};
 pub(crate) use overlay::OverlaySnapshotter;
 pub(crate) use records::{SnapshotDir, LOCK_PREFIX, TEMP_PREFIX};
 pub(crate) use tree::dir_usage;

@@ -25,6 +25,72 @@ pub fn unmount(target: &Path) -> Result<(), StoreError> {
     })
 }
 
+/// Moves the calling thread (and every thread and process it starts afterwards) into a new
+/// mount namespace whose mounts do not propagate to the host: whatever it mounts from then on
+/// vanishes when the last process in the namespace is gone, however they end (SIGKILL
+/// included). Cheap (one `unshare`, one propagation change). Call it before starting threads:
+/// threads started earlier keep the old namespace.
+pub fn enter_private_mount_namespace() -> Result<(), StoreError> {
+    let err = |source: std::io::Error| StoreError::Mount {
+        what: "private mount namespace",
+        target: PathBuf::from("/"),
+        source,
+    };
+    // SAFETY: a new mount namespace changes no memory or file table this process relies on;
+    // `unshare_unsafe` is only unsafe for flags that do (CLONE_FILES, CLONE_VM...).
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) }
+        .map_err(|e| err(e.into()))?;
+    rustix::mount::mount_change(
+        "/",
+        rustix::mount::MountPropagationFlags::REC | rustix::mount::MountPropagationFlags::PRIVATE,
+    )
+    .map_err(|e| err(e.into()))
+}
+
+/// Mount points strictly below `dir` in this process's mount namespace, deepest last (in
+/// mount order), read from `/proc/self/mountinfo`.
+pub fn mount_points_under(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let info = Path::new("/proc/self/mountinfo");
+    let text = std::fs::read_to_string(info).ctx("reading", info)?;
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    Ok(text
+        .lines()
+        // Field 5 is the mount point, with space, tab, newline and backslash octal-escaped.
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| {
+            PathBuf::from(
+                <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(unescape_octal(
+                    field,
+                )),
+            )
+        })
+        .filter(|point| point != &dir && point.starts_with(&dir))
+        .collect())
+}
+
+/// `\040` → a space, as the kernel escapes mountinfo fields.
+fn unescape_octal(field: &str) -> Vec<u8> {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match octal {
+            Some(d) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 /// Bind-mounts `src` at `target`, read-only if asked.
 pub(crate) fn bind(src: &Path, target: &Path, read_only: bool) -> Result<(), StoreError> {
     let err = |source: rustix::io::Errno| StoreError::Mount {
@@ -236,4 +302,29 @@ pub(crate) fn probe_overlay(snapshots_root: &Path) -> Result<(), String> {
         }
         msg
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_fields_are_unescaped() {
+        assert_eq!(unescape_octal(r"/a\040b\011c\134d"), b"/a b\tc\\d");
+        assert_eq!(unescape_octal(r"/plain\04"), br"/plain\04");
+    }
+
+    #[test]
+    fn mount_points_below_a_dir_are_listed_but_not_the_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let point = dir.path().join("with space");
+        std::fs::create_dir(&point).unwrap();
+        assert!(mount_points_under(dir.path()).unwrap().is_empty());
+        // A mount only this test's thread sees would need a namespace; a bind mount is
+        // visible to the whole test process, so it is undone at once.
+        bind(dir.path(), &point, true).unwrap();
+        let found = mount_points_under(dir.path());
+        unmount(&point).unwrap();
+        assert_eq!(found.unwrap(), vec![point]);
+    }
 }
