@@ -22,8 +22,11 @@ pub const DEFAULT_STORAGE: &str = "/var/lib/strata-registry";
 pub struct Config {
     /// Where to listen.
     pub addr: SocketAddr,
-    /// The filesystem storage directory.
+    /// The filesystem storage directory (unused with `[s3]`).
     pub storage: PathBuf,
+    /// An S3-compatible object store instead of the directory: several replicas may serve
+    /// one bucket.
+    pub s3: Option<S3Config>,
     pub http: HttpConfig,
     pub tls: Option<TlsConfig>,
     pub log: LogConfig,
@@ -32,6 +35,9 @@ pub struct Config {
     #[serde(rename = "quota")]
     pub quotas: Vec<QuotaConfig>,
     pub limits: LimitsConfig,
+    /// `[[mirror]]`: the pull-through caches this server is, one per upstream registry.
+    #[serde(rename = "mirror")]
+    pub mirrors: Vec<MirrorConfig>,
 }
 
 impl Default for Config {
@@ -41,6 +47,7 @@ impl Default for Config {
                 .parse()
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 5000))),
             storage: PathBuf::from(DEFAULT_STORAGE),
+            s3: None,
             http: HttpConfig::default(),
             tls: None,
             log: LogConfig::default(),
@@ -48,8 +55,87 @@ impl Default for Config {
             gc: GcConfig::default(),
             quotas: Vec::new(),
             limits: LimitsConfig::default(),
+            mirrors: Vec::new(),
         }
     }
+}
+
+/// `[s3]`: where and how to reach the bucket. Credentials not given here come from the
+/// standard `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN` variables,
+/// the region from `AWS_REGION` / `AWS_DEFAULT_REGION`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: String,
+    /// `https://host:port` of a self-hosted store (Garage, MinIO, Ceph); default: AWS.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// Every key is put under this prefix (`registry` → `registry/blobs/…`).
+    #[serde(default)]
+    pub prefix: String,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    /// `endpoint/bucket/key` URLs instead of `bucket.endpoint/key`; default: on with an
+    /// `endpoint`, off for AWS.
+    pub path_style: Option<bool>,
+    /// PEM certificates trusted for the endpoint, besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Size of the parts uploads are streamed in (S3's minimum is 5 MiB; at most 10,000
+    /// parts per blob, so 8 MiB allows 78 GiB blobs).
+    #[serde(default = "default_part_size")]
+    pub part_size: ByteSize,
+}
+
+fn default_part_size() -> ByteSize {
+    ByteSize(8 << 20)
+}
+
+impl fmt::Debug for S3Config {
+    // Never prints the secret.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("prefix", &self.prefix)
+            .field("access_key_id", &self.access_key_id)
+            .field("path_style", &self.path_style)
+            .field("ca_file", &self.ca_file)
+            .field("part_size", &self.part_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One `[[mirror]]`: an upstream registry served under a namespace of this one.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorConfig {
+    /// The namespace: `docker.io` serves `/v2/docker.io/library/node/...` and containerd's
+    /// `?ns=docker.io`.
+    pub prefix: String,
+    /// The upstream registry as `host[:port]` (default: the prefix; `docker.io` is Docker
+    /// Hub).
+    #[serde(default)]
+    pub registry: Option<String>,
+    /// Credentials for the upstream (Basic, or given to its token service).
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// How long a tag is served from the cache before the upstream is asked again.
+    #[serde(default = "default_tag_ttl")]
+    pub tag_ttl: Dur,
+    /// Plain HTTP, or TLS without verification (loopback upstreams are plain by default).
+    #[serde(default)]
+    pub insecure: Option<bool>,
+    /// Extra CA certificates (PEM) trusted for the upstream.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_tag_ttl() -> Dur {
+    Dur(Duration::from_secs(300))
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -331,6 +417,39 @@ impl Config {
 
     /// What serde cannot say: combinations that make no sense.
     pub fn check(&self) -> Result<(), String> {
+        if let Some(s3) = &self.s3 {
+            if s3.bucket.is_empty() {
+                return Err("s3.bucket is empty".into());
+            }
+            if let Some(e) = &s3.endpoint {
+                if !(e.starts_with("http://") || e.starts_with("https://")) {
+                    return Err(format!(
+                        "s3.endpoint {e:?} must be a URL: http://host:port or https://host:port"
+                    ));
+                }
+            }
+            if s3.part_size.0 < 5 << 20 || s3.part_size.0 > 5 << 30 {
+                return Err(format!(
+                    "s3.part_size {} is outside S3's limits (5 MiB to 5 GiB)",
+                    s3.part_size.0
+                ));
+            }
+            if s3.prefix.starts_with('/') || s3.prefix.split('/').any(|c| c == "." || c == "..") {
+                return Err(format!(
+                    "s3.prefix {:?} is not a relative key prefix",
+                    s3.prefix
+                ));
+            }
+            if s3.access_key_id.is_some() != s3.secret_access_key.is_some() {
+                return Err("s3.access_key_id and s3.secret_access_key go together".into());
+            }
+            if self.auth.mode == AuthMode::Token
+                && self.auth.htpasswd.is_some()
+                && self.auth.token.signing_key.is_none()
+            {
+                return Err("auth.token.signing_key is required with [s3] storage: every replica must sign tokens with the same key".into());
+            }
+        }
         if self.auth.mode == AuthMode::Basic && self.auth.htpasswd.is_none() {
             return Err("auth.mode = \"basic\" needs auth.htpasswd".into());
         }
@@ -365,6 +484,35 @@ impl Config {
             if q.repositories.is_some() == q.namespace.is_some() {
                 return Err(format!(
                     "quota[{i}] needs exactly one of repositories or namespace"
+                ));
+            }
+        }
+        let mut prefixes = std::collections::HashSet::new();
+        for (i, m) in self.mirrors.iter().enumerate() {
+            let component_ok = !m.prefix.is_empty()
+                && !m.prefix.starts_with(['.', '-'])
+                && m.prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-:".contains(&b));
+            if !component_ok {
+                return Err(format!(
+                    "mirror[{i}].prefix {:?} must be one path component such as \"docker.io\"",
+                    m.prefix
+                ));
+            }
+            if !prefixes.insert(m.prefix.as_str()) {
+                return Err(format!("mirror prefix {:?} is configured twice", m.prefix));
+            }
+            if let Some(r) = &m.registry {
+                if r.is_empty() || r.contains(['/', ' ']) {
+                    return Err(format!(
+                        "mirror[{i}].registry {r:?} must be host[:port], e.g. \"ghcr.io\""
+                    ));
+                }
+            }
+            if m.username.is_some() != m.password.is_some() {
+                return Err(format!(
+                    "mirror[{i}] needs both username and password, or neither"
                 ));
             }
         }
@@ -547,6 +695,37 @@ limit = "10GiB"
         let e = Config::parse("[[quota]]\nlimit = 5").unwrap_err();
         assert!(e.contains("quota[0]"), "{e}");
         assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn s3_section_defaults_and_mistakes() {
+        let c = Config::parse(
+            "[s3]\nbucket = \"reg\"\nendpoint = \"https://garage:3900\"\naccess_key_id = \"GK1\"\nsecret_access_key = \"hush\"\n",
+        )
+        .unwrap();
+        let s3 = c.s3.unwrap();
+        assert_eq!(s3.part_size.0, 8 << 20);
+        assert_eq!((s3.prefix.as_str(), s3.path_style), ("", None));
+        // the secret never reaches a log
+        assert!(!format!("{s3:?}").contains("hush"));
+        for (text, said) in [
+            ("[s3]\nbucket = \"\"", "s3.bucket"),
+            ("[s3]\nbucket = \"b\"\npart_size = \"1MiB\"", "part_size"),
+            (
+                "[s3]\nbucket = \"b\"\nendpoint = \"garage:3900\"",
+                "s3.endpoint",
+            ),
+            ("[s3]\nbucket = \"b\"\nprefix = \"../x\"", "s3.prefix"),
+            ("[s3]\nbucket = \"b\"\naccess_key_id = \"k\"", "go together"),
+            ("[s3]\nbucket = \"b\"\nregoin = \"x\"", "regoin"),
+            (
+                "[s3]\nbucket = \"b\"\n[auth]\nmode = \"token\"\nhtpasswd = \"/h\"",
+                "signing_key",
+            ),
+        ] {
+            let e = Config::parse(text).unwrap_err();
+            assert!(e.contains(said), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -31,6 +31,9 @@ use crate::storage::StorageError;
 
 /// Deletions per sweep batch (the sweep guard is held for one batch).
 const BATCH: usize = 64;
+/// How long the lease of a collector that died blocks the next one (where the storage needs
+/// an expiry: a live holder keeps renewing it).
+const LEASE_TTL: Duration = Duration::from_secs(120);
 
 #[derive(Clone, Debug)]
 pub struct GcOptions {
@@ -114,10 +117,13 @@ impl Yielder {
 pub async fn collect(registry: &Registry, opts: &GcOptions) -> Result<GcReport, RegistryError> {
     let started = Instant::now();
     let storage = registry.storage.clone();
-    let Some(_lease) = storage.gc_lease(Duration::from_secs(3600)).await? else {
+    let Some(_lease) = storage.gc_lease(LEASE_TTL).await? else {
         return Err(RegistryError::GcBusy);
     };
-    let epoch = SystemTime::now();
+    // References being written right now (possibly seen by no mark, their touches older than
+    // the epoch) finish before the epoch is taken; later ones touch at or after it.
+    drop(storage.sweep_guard().await?);
+    let epoch = storage.now().await?;
     let cutoff = epoch
         .checked_sub(opts.grace)
         .unwrap_or(UNIX_EPOCH)
@@ -154,8 +160,8 @@ pub async fn collect(registry: &Registry, opts: &GcOptions) -> Result<GcReport, 
             let Ok(d) = Digest::from_sha256_hex(&hex) else {
                 continue;
             };
-            if let Some(meta) = storage.head(&layout::manifest_link(repo, &d)).await? {
-                if meta.modified >= cutoff {
+            if let Some(used) = storage.last_used(&layout::manifest_link(repo, &d)).await? {
+                if used >= cutoff {
                     young.insert(d.clone());
                 }
             }
@@ -235,8 +241,8 @@ pub async fn collect(registry: &Registry, opts: &GcOptions) -> Result<GcReport, 
         for (repo, d) in batch {
             y.tick().await;
             let link = layout::manifest_link(repo, d);
-            match storage.head(&link).await? {
-                Some(meta) if meta.modified < cutoff => {}
+            match storage.last_used(&link).await? {
+                Some(used) if used < cutoff => {}
                 _ => continue, // pushed again since the mark
             }
             if tagged(registry, repo, d).await? {
@@ -275,10 +281,12 @@ pub async fn collect(registry: &Registry, opts: &GcOptions) -> Result<GcReport, 
         for d in batch {
             y.tick().await;
             let key = layout::blob(d);
-            let Some(meta) = storage.head(&key).await? else {
+            let (Some(used), Some(meta)) =
+                (storage.last_used(&key).await?, storage.head(&key).await?)
+            else {
                 continue;
             };
-            if meta.modified >= cutoff {
+            if used >= cutoff {
                 report.blobs_kept += 1;
                 continue; // young, or referenced since the mark
             }
@@ -359,6 +367,10 @@ pub(crate) fn spawn_schedule(
             return;
         }
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        // A collection that took longer than `every` is followed by a pause, not by another
+        // one at once: a collector running back to back would hold the lease forever and
+        // shut out every other replica and `strata registry gc`.
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             match collect(&registry, &opts).await {

@@ -4,8 +4,8 @@
 //! Owns the HTTP routes (`http/`), upload sessions (`uploads.rs`), manifest validation and
 //! referrers (`manifests.rs`), repository-scoped blob access (`blobs.rs`), authentication
 //! and the token service (`auth/`), online garbage collection (`gc.rs`), quotas, metrics,
-//! TLS, and the [`Storage`] trait with its filesystem backend. The pull-through mirror plugs
-//! in through `mirror.rs`.
+//! TLS, the [`Storage`] trait with its filesystem backend, and the pull-through cache of
+//! upstream registries (`mirror.rs`, on strata-distribution's client).
 //!
 //! ```no_run
 //! let config = strata_registry::Config::parse("addr = \"127.0.0.1:5001\"\nstorage = \"/tmp/reg\"").unwrap();
@@ -37,14 +37,16 @@ mod quota;
 mod registry;
 mod server;
 pub mod storage;
+#[cfg(any(test, feature = "test-s3-server"))]
+pub mod test_s3;
 mod tls;
 mod uploads;
 
 pub use api_error::{ApiError, ErrorCode};
 pub use auth::{set_password, DEFAULT_COST as HTPASSWD_COST};
 pub use config::{
-    Action, AuthMode, ByteSize, Config, Dur, LogFormat, UntaggedPolicy, DEFAULT_ADDR,
-    DEFAULT_STORAGE,
+    Action, AuthMode, ByteSize, Config, Dur, LogFormat, MirrorConfig, S3Config, UntaggedPolicy,
+    DEFAULT_ADDR, DEFAULT_STORAGE,
 };
 pub use error::RegistryError;
 pub use gc::{collect, GcOptions, GcReport};
@@ -52,7 +54,7 @@ pub use mirror::{Upstream, UpstreamError};
 pub use names::glob_matches;
 pub use registry::Registry;
 pub use server::Server;
-pub use storage::{FsStorage, Storage};
+pub use storage::{FsStorage, S3Storage, Storage};
 
 /// Runs one garbage collection on the configured storage (`strata registry gc`), on a
 /// single-threaded runtime of its own. Safe while a server serves the same storage.
@@ -63,6 +65,9 @@ pub fn run_gc(config: &Config, dry_run: bool) -> Result<GcReport, RegistryError>
         .map_err(RegistryError::Runtime)?;
     rt.block_on(async {
         let (registry, _) = server::open_registry(config)?;
-        gc::collect(&registry, &GcOptions::from_config(&config.gc, dry_run)).await
+        registry.storage().check().await?;
+        let report = gc::collect(&registry, &GcOptions::from_config(&config.gc, dry_run)).await;
+        registry.storage().close().await;
+        report
     })
 }

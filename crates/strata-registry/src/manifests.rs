@@ -223,7 +223,6 @@ impl Registry {
         if new_link {
             self.quotas.charge(name, body.len() as u64);
         }
-        drop(guard);
         crate::metrics::add(&self.metrics.bytes_received, body.len() as u64);
         if let Some(subject) = &subject {
             let mut d = Descriptor::new(&media_type, digest.clone(), body.len() as u64);
@@ -245,10 +244,46 @@ impl Registry {
                 .put(&layout::tag(name, tag), Bytes::from(digest.to_string()))
                 .await?;
         }
+        // The tags are written under the same guard as the link: a collection's sweep sees
+        // either no link touched since its mark or the tag that keeps the manifest.
+        drop(guard);
         Ok(PushedManifest {
             digest,
             subject: subject.map(|s| s.digest),
         })
+    }
+
+    /// Keeps a manifest fetched from a mirror's upstream (already verified against the
+    /// digest asked for): its blob, its link and, when fetched by tag, the tag, whose time
+    /// says when the upstream last confirmed it. Its blobs arrive later, on demand, so the
+    /// references are not checked as a push's are.
+    pub(crate) async fn cache_manifest(
+        &self,
+        name: &str,
+        tag: Option<&str>,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<Digest, ApiError> {
+        let digest = Digest::sha256_of(bytes);
+        let _guard = self.storage.reference_guard().await?;
+        let blob_key = layout::blob(&digest);
+        if !self.storage.touch(&blob_key).await? {
+            self.storage
+                .put(&blob_key, Bytes::copy_from_slice(bytes))
+                .await?;
+        }
+        self.storage
+            .put(
+                &layout::manifest_link(name, &digest),
+                Bytes::from(media_type.to_owned().into_bytes()),
+            )
+            .await?;
+        if let Some(tag) = tag {
+            self.storage
+                .put(&layout::tag(name, tag), Bytes::from(digest.to_string()))
+                .await?;
+        }
+        Ok(digest)
     }
 
     /// Every blob (or child manifest) a manifest names must be in the repository, with the

@@ -16,9 +16,10 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::error::RegistryError;
 use crate::http::{serve_request, App, RateLimiter};
+use crate::mirror::Upstreams;
 use crate::quota::Quotas;
 use crate::registry::{Limits, Registry};
-use crate::storage::FsStorage;
+use crate::storage::{FsStorage, S3Storage};
 use crate::tls::{self, ReloadingCert};
 
 /// A bound, not yet running server.
@@ -27,23 +28,34 @@ pub struct Server {
     app: Arc<App>,
     tls: Option<(TlsAcceptor, Arc<ReloadingCert>)>,
     config: Config,
-    /// Held for the server's life: one server per storage directory.
-    _serve_lock: std::fs::File,
+    /// Held for the server's life: one server per storage directory (none on S3, where
+    /// replicas share the bucket by design).
+    _serve_lock: Option<std::fs::File>,
+}
+
+/// The opened storage: the filesystem one keeps its type for the serve lock.
+pub(crate) enum Opened {
+    Fs(Arc<FsStorage>),
+    S3,
 }
 
 /// Opens the storage and the registry over it (also used by `strata registry gc`).
-pub(crate) fn open_registry(
-    config: &Config,
-) -> Result<(Arc<Registry>, Arc<FsStorage>), RegistryError> {
-    let storage = Arc::new(FsStorage::open(&config.storage)?);
+pub(crate) fn open_registry(config: &Config) -> Result<(Arc<Registry>, Opened), RegistryError> {
+    let (storage, opened): (Arc<dyn crate::Storage>, Opened) = match &config.s3 {
+        Some(s3) => (Arc::new(S3Storage::open(s3)?), Opened::S3),
+        None => {
+            let fs = Arc::new(FsStorage::open(&config.storage)?);
+            (fs.clone(), Opened::Fs(fs))
+        }
+    };
     let registry = Arc::new(Registry::new(
-        storage.clone(),
+        storage,
         Limits {
             max_manifest_size: config.limits.max_manifest_size.0,
         },
         Quotas::new(&config.quotas),
     ));
-    Ok((registry, storage))
+    Ok((registry, opened))
 }
 
 impl Server {
@@ -52,15 +64,21 @@ impl Server {
         if config.tls.is_none() && !config.addr.ip().is_loopback() && !config.http.plain_http {
             return Err(RegistryError::PlainHttpRefused(config.addr));
         }
-        let (registry, storage) = open_registry(config)?;
-        let serve_lock = storage
-            .lock_for_serving()?
-            .ok_or_else(|| RegistryError::StorageBusy(config.storage.clone()))?;
+        let (registry, opened) = open_registry(config)?;
+        let serve_lock = match opened {
+            Opened::Fs(storage) => Some(
+                storage
+                    .lock_for_serving()?
+                    .ok_or_else(|| RegistryError::StorageBusy(config.storage.clone()))?,
+            ),
+            Opened::S3 => None,
+        };
         let auth = Auth::new(config, &config.storage)?;
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
         let limiter = (config.limits.requests_per_second > 0)
             .then(|| RateLimiter::new(config.limits.requests_per_second, config.limits.burst));
-        let app = Arc::new(App::new(registry, auth, tls.is_some(), limiter));
+        let upstreams = Upstreams::from_config(&config.mirrors)?;
+        let app = Arc::new(App::new(registry, auth, tls.is_some(), limiter, upstreams));
         let listener =
             std::net::TcpListener::bind(config.addr).map_err(|source| RegistryError::Bind {
                 addr: config.addr,
@@ -106,6 +124,8 @@ impl Server {
         let addr = self.local_addr();
         let listener = TcpListener::from_std(self.listener)
             .map_err(|source| RegistryError::Bind { addr, source })?;
+        // Fail now, not at the first push, when the bucket or its credentials are wrong.
+        self.app.registry.storage().check().await?;
         tracing::info!(
             %addr,
             tls = self.tls.is_some(),
@@ -197,6 +217,7 @@ impl Server {
         {
             tracing::warn!("requests still in flight after {grace:?}, closing them");
         }
+        self.app.registry.storage().close().await;
         Ok(())
     }
 }

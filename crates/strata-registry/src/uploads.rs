@@ -19,7 +19,8 @@ use crate::api_error::{ApiError, ErrorCode};
 use crate::layout;
 use crate::metrics::add;
 use crate::registry::Registry;
-use crate::storage::{ByteStream, StorageError};
+use crate::storage::{ByteStream, Guard, StorageError};
+use tokio::sync::OwnedMutexGuard;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct UploadState {
@@ -129,6 +130,22 @@ impl Registry {
         Ok(UploadStatus { id, offset: 0 })
     }
 
+    /// One request at a time on a session: in this process, then across the processes
+    /// sharing the storage (replicas on one bucket).
+    async fn lock_session(&self, id: &str) -> Result<(OwnedMutexGuard<()>, Guard), ApiError> {
+        if !valid_upload_id(id) {
+            return Err(ApiError::upload_unknown());
+        }
+        let local = self.lock_upload(id).await;
+        match self.storage.ingest_lock(id).await? {
+            Some(shared) => Ok((local, shared)),
+            None => Err(ApiError::new(
+                ErrorCode::TooManyRequests,
+                format!("upload {id} is busy with another request: retry it"),
+            )),
+        }
+    }
+
     async fn save_upload(&self, id: &str, state: &UploadState) -> Result<(), ApiError> {
         let bytes = serde_json::to_vec(state).unwrap_or_default();
         self.storage
@@ -175,7 +192,7 @@ impl Registry {
         range: Option<ChunkRange>,
         body: ByteStream,
     ) -> Result<UploadStatus, ApiError> {
-        let _lock = self.lock_upload(id).await;
+        let _lock = self.lock_session(id).await?;
         let mut state = self.load_upload(name, id).await?;
         self.append_to(id, &mut state, range, body).await?;
         self.save_upload(id, &state).await?;
@@ -194,7 +211,7 @@ impl Registry {
         range: Option<ChunkRange>,
         body: ByteStream,
     ) -> Result<(), ApiError> {
-        let _lock = self.lock_upload(id).await;
+        let _lock = self.lock_session(id).await?;
         let mut state = self.load_upload(name, id).await?;
         self.append_to(id, &mut state, range, body).await?;
         self.verify_and_commit(name, id, &state, digest).await
@@ -224,7 +241,7 @@ impl Registry {
 
     /// Cancels a session (DELETE).
     pub async fn cancel_upload(&self, name: &str, id: &str) -> Result<(), ApiError> {
-        let _lock = self.lock_upload(id).await;
+        let _lock = self.lock_session(id).await?;
         self.load_upload(name, id).await?;
         self.storage.ingest_abort(id).await?;
         add(&self.metrics.uploads_cancelled, 1);

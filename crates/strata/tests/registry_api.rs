@@ -701,12 +701,25 @@ fn health_and_metrics() {
     assert!(text.contains("strata_registry_bytes_received_total"));
     assert!(text.contains("strata_registry_gc_runs_total 0"));
     // access log lines carry the request id, route and status as JSON
-    let log = s.log();
-    let line = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["path"] == "/v2/met/manifests/v1" && v["method"] == "GET")
-        .expect("an access log line");
+    // The access line is written after the response is sent: wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let line = loop {
+        let found = s
+            .log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["path"] == "/v2/met/manifests/v1" && v["method"] == "GET");
+        match found {
+            Some(line) => break line,
+            None if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            None => panic!(
+                "no access log line for GET /v2/met/manifests/v1:\n{}",
+                s.log()
+            ),
+        }
+    };
     assert_eq!(line["status"], 200);
     assert!(line["request_id"].as_str().is_some());
 }

@@ -6,38 +6,11 @@
 mod registry;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use registry::*;
-
-fn gc_cli(s: &Served, extra: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(["registry", "gc", "--config"])
-        .arg(s.config_path())
-        .args(extra)
-        .output()
-        .expect("run strata registry gc")
-}
-
-/// Runs `strata registry gc` until it is not refused for a concurrent collection.
-fn gc_until_done(s: &Served, extra: &[&str]) -> String {
-    for _ in 0..100 {
-        let out = gc_cli(s, extra);
-        let err = String::from_utf8_lossy(&out.stderr);
-        if out.status.success() {
-            return String::from_utf8_lossy(&out.stdout).into_owned();
-        }
-        assert!(
-            err.contains("another garbage collection"),
-            "gc failed: {err}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("gc never got the lease");
-}
 
 /// The blob files of the storage.
 fn stored_blobs(s: &Served) -> BTreeSet<String> {
@@ -57,7 +30,7 @@ fn stored_blobs(s: &Served) -> BTreeSet<String> {
 fn pushes_during_repeated_collections_all_survive_and_garbage_goes() {
     let s = Served::start("[gc]\ninterval = \"1s\"\ngrace = \"0s\"\nuntagged = \"delete\"\n");
     // what each tag must name at the end
-    let expected: Mutex<BTreeMap<(String, String), Vec<u8>>> = Mutex::new(BTreeMap::new());
+    let expected: Expected = Mutex::new(BTreeMap::new());
     let stop = AtomicBool::new(false);
     let base = format!("http://{}", s.addr);
     let retries = Mutex::new(0u32);
@@ -72,37 +45,10 @@ fn pushes_during_repeated_collections_all_survive_and_garbage_goes() {
                     // every fourth push also gets a tag of its own that must survive.
                     let keep = i.is_multiple_of(4);
                     let layer = unique_layer(t * 100_000 + i, 20_000 + (i as usize % 5) * 30_000);
-                    let mut attempt = 0;
-                    let m = loop {
-                        // With a zero grace period a collection may take a blob uploaded a
-                        // moment ago: the manifest push then fails and the client uploads
-                        // again, as Docker does on a retry.
-                        match push_image_at(base, &repo, "latest", &layer) {
-                            Ok(m) => break m,
-                            Err(e) => {
-                                assert!(e.contains("MANIFEST_BLOB_UNKNOWN"), "push failed: {e}");
-                                *retries.lock().unwrap() += 1;
-                                attempt += 1;
-                                assert!(attempt < 20, "push never got through: {e}");
-                            }
-                        }
-                    };
-                    let mut exp = expected.lock().unwrap();
-                    exp.insert((repo.clone(), "latest".into()), m.clone());
-                    drop(exp);
-                    if keep {
-                        let tag = format!("keep{i}");
-                        let r = call_url(
-                            &format!("{base}/v2/{repo}/manifests/{tag}"),
-                            "PUT",
-                            &[("content-type", OCI_MANIFEST)],
-                            &m,
-                        )
-                        .unwrap();
-                        // the manifest was just pushed, so it is young and cannot be gone
-                        assert_eq!(r.status, 201, "{}", r.text());
-                        expected.lock().unwrap().insert((repo, tag), m);
-                    }
+                    // With a zero grace period a collection may take a blob uploaded a
+                    // moment ago: the push then uploads it again.
+                    let keep_as = keep.then(|| format!("keep{i}"));
+                    push_during_gc(base, &repo, &layer, keep_as, expected, retries);
                     i += 1;
                 }
             });
@@ -125,31 +71,11 @@ fn pushes_during_repeated_collections_all_survive_and_garbage_goes() {
 
     let expected = expected.into_inner().unwrap();
     assert!(expected.len() > 6, "too few pushes: {}", expected.len());
-    let mut needed = BTreeSet::new();
-    for ((repo, tag), m) in &expected {
-        let r = s.get(&format!("/v2/{repo}/manifests/{tag}"));
-        assert_eq!(&r.body, m, "{repo}:{tag} changed or vanished");
-        needed.insert(sha256(m));
-        let v: serde_json::Value = serde_json::from_slice(m).unwrap();
-        let mut blobs = vec![v["config"]["digest"].as_str().unwrap().to_string()];
-        blobs.push(v["layers"][0]["digest"].as_str().unwrap().to_string());
-        for b in blobs {
-            let r = s.get(&format!("/v2/{repo}/blobs/{b}"));
-            assert_eq!(r.status, 200, "{repo}:{tag} lost {b}");
-            assert_eq!(sha256(&r.body), b);
-            needed.insert(b);
-        }
-    }
+    let needed = assert_expected(&s, &expected);
     assert_consistent(&s);
     // exactly what the tags need is left: the untagged manifests and their layers are gone
     assert_eq!(stored_blobs(&s), needed);
-    let metrics = s.get("/metrics").text();
-    let runs: u64 = metrics
-        .lines()
-        .find(|l| l.starts_with("strata_registry_gc_runs_total "))
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
+    let runs = gc_runs(&s);
     assert!(runs >= 1, "the scheduled collection never ran");
 }
 

@@ -401,17 +401,16 @@ mod tests {
         assert!(verifier.verify(&t).is_none());
     }
 
-    #[test]
-    fn an_external_issuers_jwks_is_trusted_and_kid_picks_the_key() {
-        use base64::Engine;
-        let d = tempfile::tempdir().unwrap();
+    /// An issuer standing for an external one (`ext.pem` in `dir`) and its key pair, whose
+    /// public half the tests publish as a JWKS or a certificate bundle.
+    fn external_issuer(dir: &Path, issuer: &str) -> (TokenIssuer, EcdsaKeyPair) {
         let c = TokenConfig {
             service: "svc".into(),
-            issuer: "jwks.example".into(),
+            issuer: issuer.into(),
             ..TokenConfig::default()
         };
-        let (ext, _) = TokenIssuer::load_or_create(&c, &d.path().join("ext.pem")).unwrap();
-        let pem = std::fs::read(d.path().join("ext.pem")).unwrap();
+        let (ext, _) = TokenIssuer::load_or_create(&c, &dir.join("ext.pem")).unwrap();
+        let pem = std::fs::read(dir.join("ext.pem")).unwrap();
         let der = PrivatePkcs8KeyDer::from_pem_slice(&pem).unwrap();
         let pair = EcdsaKeyPair::from_pkcs8(
             &ECDSA_P256_SHA256_FIXED_SIGNING,
@@ -419,6 +418,14 @@ mod tests {
             &SystemRandom::new(),
         )
         .unwrap();
+        (ext, pair)
+    }
+
+    #[test]
+    fn an_external_issuers_jwks_is_trusted_and_kid_picks_the_key() {
+        use base64::Engine;
+        let d = tempfile::tempdir().unwrap();
+        let (ext, pair) = external_issuer(d.path(), "jwks.example");
         let point = pair.public_key().as_ref();
         let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
         let jwks = serde_json::json!({ "keys": [
@@ -453,20 +460,7 @@ mod tests {
     fn an_external_issuers_certificate_bundle_is_trusted() {
         // The external issuer's key, as a public key PEM.
         let d = tempfile::tempdir().unwrap();
-        let c = TokenConfig {
-            service: "svc".into(),
-            issuer: "auth.example".into(),
-            ..TokenConfig::default()
-        };
-        let (ext, _) = TokenIssuer::load_or_create(&c, &d.path().join("ext.pem")).unwrap();
-        let pem = std::fs::read(d.path().join("ext.pem")).unwrap();
-        let der = PrivatePkcs8KeyDer::from_pem_slice(&pem).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(
-            &ECDSA_P256_SHA256_FIXED_SIGNING,
-            der.secret_pkcs8_der(),
-            &SystemRandom::new(),
-        )
-        .unwrap();
+        let (ext, pair) = external_issuer(d.path(), "auth.example");
         // SubjectPublicKeyInfo for P-256: fixed prefix + the uncompressed point.
         let mut spki = vec![
             0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06,

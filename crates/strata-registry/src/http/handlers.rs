@@ -16,6 +16,7 @@ use crate::auth::{Identity, Scope};
 use crate::config::{Action, AuthMode};
 use crate::manifests::ManifestRef;
 use crate::metrics::add;
+use crate::mirror::{self, BlobFetch, MirrorRoute, STALE_HEADER};
 use crate::names;
 use crate::registry::Page;
 use crate::uploads::ChunkRange;
@@ -100,7 +101,7 @@ pub(super) async fn health(app: &App, req: &Request<Incoming>) -> Outcome {
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         return method_not_allowed(&who);
     }
-    match app.registry.storage().list("uploads/").await {
+    match app.registry.storage().check().await {
         Ok(_) => ok(
             json(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
             &who,
@@ -371,7 +372,14 @@ async fn tags(app: &App, req: &Request<Incoming>, name: &str) -> Result<Response
     }
     let q = Query::parse(req.uri().query());
     let (n, last) = page_params(&q)?;
-    let page = app.registry.tags(name, n, last.as_deref()).await?;
+    let page = match app.upstreams.route(name, q.get("ns")) {
+        Some(route) => Page::of(
+            mirror::tags(&app.registry, &route).await?,
+            n,
+            last.as_deref(),
+        ),
+        None => app.registry.tags(name, n, last.as_deref()).await?,
+    };
     let mut resp = json(
         StatusCode::OK,
         &serde_json::json!({ "name": name, "tags": page.items }),
@@ -397,6 +405,12 @@ async fn manifest(
                 return Err(ApiError::manifest_unknown(reference));
             };
             let head = *req.method() == Method::HEAD;
+            let ns = Query::parse(req.uri().query())
+                .get("ns")
+                .map(str::to_string);
+            if let Some(route) = app.upstreams.route(name, ns.as_deref()) {
+                return mirrored_manifest(app, &route, &r, reference, head).await;
+            }
             let found = if head {
                 app.registry
                     .resolve_manifest(name, &r)
@@ -425,6 +439,7 @@ async fn manifest(
             })
         }
         Method::PUT => {
+            refuse_push_to_mirror(app, name, Query::parse(req.uri().query()).get("ns"))?;
             let Some(r) = parsed else {
                 return Err(ApiError::manifest_invalid(format!(
                     "invalid tag or digest {reference:?}"
@@ -539,6 +554,23 @@ async fn blob(
     digest: &str,
 ) -> Result<Response<Body>, ApiError> {
     let d = parse_digest(digest, || ApiError::blob_unknown(&digest))?;
+    let route = app
+        .upstreams
+        .route(name, Query::parse(req.uri().query()).get("ns"));
+    let name = match &route {
+        Some(route) if matches!(*req.method(), Method::GET | Method::HEAD) => {
+            if app.registry.blob_meta(&route.local, &d).await?.is_none() {
+                if let Some(answer) = mirrored_blob(app, req, route, &d).await? {
+                    return Ok(answer);
+                }
+            } else {
+                add(&app.registry.metrics.cache_hits, 1);
+            }
+            route.local.as_str()
+        }
+        Some(route) => route.local.as_str(),
+        None => name,
+    };
     match *req.method() {
         Method::HEAD => {
             let Some(meta) = app.registry.blob_meta(name, &d).await? else {
@@ -595,6 +627,78 @@ async fn blob(
     }
 }
 
+/// A mirrored repository takes no pushes: its content is the upstream's.
+fn refuse_push_to_mirror(app: &App, name: &str, ns: Option<&str>) -> Result<(), ApiError> {
+    match app.upstreams.route(name, ns) {
+        Some(route) => Err(ApiError::new(
+            ErrorCode::Denied,
+            format!(
+                "{name} is a read-only mirror of {}; push to a repository outside its namespace",
+                route.upstream.registry()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+async fn mirrored_manifest(
+    app: &App,
+    route: &MirrorRoute,
+    r: &ManifestRef,
+    reference: &str,
+    head: bool,
+) -> Result<Response<Body>, ApiError> {
+    let Some(m) = mirror::manifest(&app.registry, route, r).await? else {
+        return Err(ApiError::manifest_unknown(reference));
+    };
+    let mut b = builder(StatusCode::OK)
+        .header("content-type", &m.manifest.media_type)
+        .header("content-length", m.manifest.size)
+        .header("docker-content-digest", m.manifest.digest.as_str())
+        .header("etag", format!("\"{}\"", m.manifest.digest));
+    if let Some(stale) = &m.stale {
+        b = b.header(STALE_HEADER, stale.as_str());
+    }
+    Ok(if head {
+        finish(b, body::empty())
+    } else {
+        add(&app.registry.metrics.bytes_sent, m.bytes.len() as u64);
+        finish(b, body::full(m.bytes))
+    })
+}
+
+/// A blob the cache does not hold: its size from the upstream (HEAD), or its bytes as they
+/// stream from there (GET). `None` when another request cached it meanwhile.
+async fn mirrored_blob(
+    app: &App,
+    req: &Request<Incoming>,
+    route: &MirrorRoute,
+    d: &Digest,
+) -> Result<Option<Response<Body>>, ApiError> {
+    if *req.method() == Method::HEAD {
+        let Some(size) = mirror::blob_size(&app.registry, route, d).await? else {
+            return Err(ApiError::blob_unknown(d));
+        };
+        return Ok(Some(finish(
+            blob_headers(builder(StatusCode::OK), d).header("content-length", size),
+            body::empty(),
+        )));
+    }
+    match mirror::fetch_blob(&app.registry, &app.upstreams, route, d).await? {
+        None => Err(ApiError::blob_unknown(d)),
+        Some(BlobFetch::Cached) => Ok(None),
+        Some(BlobFetch::Streaming(size, stream)) => {
+            // A Range on a miss is answered with the whole blob, as the spec allows.
+            let mut b = blob_headers(builder(StatusCode::OK), d);
+            if let Some(size) = size {
+                add(&app.registry.metrics.bytes_sent, size);
+                b = b.header("content-length", size);
+            }
+            Ok(Some(finish(b, body::streaming(stream))))
+        }
+    }
+}
+
 fn blob_headers(b: http::response::Builder, d: &Digest) -> http::response::Builder {
     b.header("content-type", "application/octet-stream")
         .header("docker-content-digest", d.as_str())
@@ -639,6 +743,7 @@ async fn upload_start(
         return Err(unsupported_method());
     }
     let q = Query::parse(req.uri().query());
+    refuse_push_to_mirror(app, name, q.get("ns"))?;
     if let (Some(mount), Some(from)) = (q.get("mount"), q.get("from")) {
         // Mounting needs pull on the source; without it the client just uploads, and learns
         // nothing about the source repository.

@@ -32,9 +32,8 @@ pub(crate) struct App {
     /// Whether clients reach us over TLS (for the token realm).
     pub(crate) tls: bool,
     pub(crate) limiter: Option<RateLimiter>,
-    /// Consulted on a manifest or blob miss once the mirror lands (see mirror.rs).
-    #[allow(dead_code)]
-    pub(crate) upstreams: Upstreams,
+    /// The pull-through caches' upstreams (see mirror.rs).
+    pub(crate) upstreams: Arc<Upstreams>,
     request_seed: u64,
     request_seq: AtomicU64,
 }
@@ -45,6 +44,7 @@ impl App {
         auth: Auth,
         tls: bool,
         limiter: Option<RateLimiter>,
+        upstreams: Upstreams,
     ) -> App {
         let mut seed = [0u8; 8];
         let _ = getrandom::fill(&mut seed);
@@ -53,7 +53,7 @@ impl App {
             auth,
             tls,
             limiter,
-            upstreams: Upstreams::default(),
+            upstreams: Arc::new(upstreams),
             request_seed: u64::from_le_bytes(seed),
             request_seq: AtomicU64::new(0),
         }

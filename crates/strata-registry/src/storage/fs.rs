@@ -7,6 +7,7 @@
 //! <root>/uploads/<id>/state             its state document
 //! <root>/tmp/                           temp files of atomic writes (same filesystem)
 //! <root>/locks/{serve,gc,references}    flocks: one server, one collector, reference/sweep
+//! <root>/locks/clock                    its time is the collector's clock (`now`)
 //! ```
 //! Crash safety: a document or blob becomes visible only by `rename` of a complete, fsynced
 //! temp file, followed by an fsync of its directory (and of every directory created for it).
@@ -27,7 +28,7 @@ use futures_util::StreamExt;
 use rustix::fs::{FlockOperation, Timespec, Timestamps, UTIME_NOW};
 use tokio::sync::{mpsc, RwLock};
 
-use super::{ByteStream, Guard, Lease, Listing, ObjectMeta, Storage, StorageError};
+use super::{check_key, ByteStream, Guard, Lease, Listing, ObjectMeta, Storage, StorageError};
 
 /// Reads at most this much inline; bigger objects stream from a blocking thread.
 const INLINE_READ: u64 = 256 * 1024;
@@ -86,21 +87,6 @@ impl FsStorage {
             .join("tmp")
             .join(format!("{}-{n}", std::process::id()))
     }
-}
-
-/// Keys are relative, `/`-separated, without empty, `.` or `..` components.
-fn check_key(key: &str) -> Result<(), StorageError> {
-    let trimmed = key.trim_end_matches('/');
-    if trimmed.is_empty()
-        || trimmed.starts_with('/')
-        || trimmed
-            .split('/')
-            .any(|c| c.is_empty() || c == "." || c == "..")
-        || trimmed.contains('\0')
-    {
-        return Err(StorageError::InvalidKey(key.to_string()));
-    }
-    Ok(())
 }
 
 fn not_found(e: &io::Error) -> bool {
@@ -300,6 +286,12 @@ impl Storage for FsStorage {
         format!("filesystem {}", self.root.display())
     }
 
+    async fn check(&self) -> Result<(), StorageError> {
+        fs::read_dir(self.root.join("uploads"))
+            .map(|_| ())
+            .map_err(|e| StorageError::io("uploads", e))
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StorageError> {
         match fs::read(self.path(key)?) {
             Ok(v) => Ok(Some(Bytes::from(v))),
@@ -388,6 +380,21 @@ impl Storage for FsStorage {
 
     async fn touch(&self, key: &str) -> Result<bool, StorageError> {
         touch_path(&self.path(key)?).map_err(|e| StorageError::io(key, e))
+    }
+
+    async fn now(&self) -> Result<SystemTime, StorageError> {
+        // File times come from the kernel's file-time clock (coarse: up to a tick behind the
+        // one `SystemTime::now` reads): stamp a probe and read its time back, so a touch that
+        // follows is never older than this.
+        let probe = self.root.join("locks/clock");
+        let stamped = (|| {
+            if !touch_path(&probe)? {
+                File::create(&probe)?;
+                touch_path(&probe)?;
+            }
+            fs::metadata(&probe)?.modified()
+        })();
+        stamped.map_err(|e| StorageError::io("locks/clock", e))
     }
 
     async fn read(

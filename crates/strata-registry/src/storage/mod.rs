@@ -1,6 +1,7 @@
 //! Where the registry keeps its bytes: a small object-store-shaped trait, so that the
-//! filesystem (the default, [`FsStorage`]) and an S3-compatible store (issue 14, through the
-//! `object_store` crate) are interchangeable under the same registry logic.
+//! filesystem (the default, [`FsStorage`]) and an S3-compatible store ([`S3Storage`], through
+//! the `object_store` crate; several replicas on one bucket) are interchangeable under the
+//! same registry logic.
 //!
 //! The registry's life cycle in terms of this trait:
 //! - **Pushing a blob**: the upload session's bytes go to an *ingest* (`ingest_append`, once per
@@ -14,7 +15,7 @@
 //!   a tag naming a manifest that is not there.
 //! - **Pulling**: `get` of the small documents, `read` (with an optional byte range) of blobs.
 //! - **Garbage collection**: `gc_lease` (one collector at a time, across processes and
-//!   replicas), `list`/`head` to mark and to find candidates, `reference_guard` /
+//!   replicas), `list`/`last_used` to mark and to find candidates, `reference_guard` /
 //!   `sweep_guard` so a manifest pushed during a sweep never loses a blob it references
 //!   (see `gc.rs`), `touch` to record that a blob was referenced again.
 //!
@@ -22,6 +23,7 @@
 //! or object names and never interprets them.
 
 mod fs;
+mod s3;
 
 use std::io;
 use std::ops::Range;
@@ -32,6 +34,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 pub use fs::FsStorage;
+pub use s3::S3Storage;
 
 /// A stream of bytes with I/O errors: request bodies going in, blob contents coming out.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
@@ -73,6 +76,9 @@ pub enum StorageError {
     /// The request body failed while streaming (the client went away).
     #[error("reading the request body: {0}")]
     Body(io::Error),
+    /// The storage cannot be set up as configured.
+    #[error("{0}")]
+    Config(String),
 }
 
 impl StorageError {
@@ -82,6 +88,21 @@ impl StorageError {
             source,
         }
     }
+}
+
+/// Keys are relative, `/`-separated, without empty, `.` or `..` components.
+pub(crate) fn check_key(key: &str) -> Result<(), StorageError> {
+    let trimmed = key.trim_end_matches('/');
+    if trimmed.is_empty()
+        || trimmed.starts_with('/')
+        || trimmed
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        || trimmed.contains('\0')
+    {
+        return Err(StorageError::InvalidKey(key.to_string()));
+    }
+    Ok(())
 }
 
 /// Held while an operation that adds references to blobs runs (see [`Storage::reference_guard`]).
@@ -116,6 +137,11 @@ pub trait Storage: Send + Sync + 'static {
     /// A short name for logs and `/healthz` (`filesystem /var/lib/strata-registry`).
     fn describe(&self) -> String;
 
+    /// Proves the storage is reachable and usable (credentials, bucket) before serving.
+    async fn check(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
     /// A small document, whole; `None` when absent.
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StorageError>;
 
@@ -135,8 +161,21 @@ pub trait Storage: Send + Sync + 'static {
     /// One level under `prefix` (which ends with `/`); empty when nothing is there.
     async fn list(&self, prefix: &str) -> Result<Listing, StorageError>;
 
-    /// Sets an object's modification time to now; `false` when it is absent.
+    /// Records that an object is referenced now; `false` when it is absent.
     async fn touch(&self, key: &str) -> Result<bool, StorageError>;
+
+    /// The later of an object's last write and last [`Storage::touch`], never earlier than
+    /// the truth (the collector keeps what was used at or after its cutoff); `None` when the
+    /// object is absent.
+    async fn last_used(&self, key: &str) -> Result<Option<SystemTime>, StorageError> {
+        Ok(self.head(key).await?.map(|m| m.modified))
+    }
+
+    /// The current time in the clock of [`Storage::last_used`], never later than the truth
+    /// (the collector's mark epoch). Replicas' clocks may differ from the store's.
+    async fn now(&self) -> Result<SystemTime, StorageError> {
+        Ok(SystemTime::now())
+    }
 
     /// Streams an object, or the `range` of it (already clamped to its size by the caller).
     async fn read(
@@ -169,6 +208,15 @@ pub trait Storage: Send + Sync + 'static {
     /// Removes an ingest and its documents (everything under `uploads/<id>/`).
     async fn ingest_abort(&self, id: &str) -> Result<(), StorageError>;
 
+    /// Keeps other processes out of upload session `id` (its appends, state writes, commit)
+    /// while the guard lives; `None` when another holds it after a short wait. Within one
+    /// process the registry serializes a session itself; a backend served by one process
+    /// only (the filesystem's serve lock) needs nothing more.
+    async fn ingest_lock(&self, id: &str) -> Result<Option<Guard>, StorageError> {
+        let _ = id;
+        Ok(Some(Guard::new(())))
+    }
+
     /// Ingests in progress with their last activity, for expiry by the collector.
     async fn ingest_list(&self) -> Result<Vec<(String, SystemTime)>, StorageError>;
 
@@ -191,6 +239,9 @@ pub trait Storage: Send + Sync + 'static {
         let _ = older_than;
         Ok(0)
     }
+
+    /// Finishes background work (releasing guards and leases) before the process exits.
+    async fn close(&self) {}
 }
 
 #[cfg(test)]

@@ -485,3 +485,110 @@ pub(crate) fn add_user(file: &Path, user: &str) {
         .expect("write the password");
     assert!(child.wait().expect("wait").success());
 }
+
+/// `strata registry gc` with the server's configuration.
+pub(crate) fn gc_cli(s: &Served, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["registry", "gc", "--config"])
+        .arg(s.config_path())
+        .args(extra)
+        .output()
+        .expect("run strata registry gc")
+}
+
+/// Runs `strata registry gc` until it is not refused for a concurrent collection.
+pub(crate) fn gc_until_done(s: &Served, extra: &[&str]) -> String {
+    for _ in 0..200 {
+        let out = gc_cli(s, extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        assert!(
+            err.contains("another garbage collection"),
+            "gc failed: {err}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("gc never got the lease");
+}
+
+/// What each `(repository, tag)` must name at the end of a test.
+pub(crate) type Expected = std::sync::Mutex<std::collections::BTreeMap<(String, String), Vec<u8>>>;
+
+/// One push of a client racing the collector: a one-layer image as `repo:latest` (uploaded
+/// again when a collection took a blob between its upload and the manifest push, as Docker
+/// does on a retry; `retries` counts those), and when `keep_as` is given under that tag too.
+/// Records what the tags must name in `expected`.
+pub(crate) fn push_during_gc(
+    base: &str,
+    repo: &str,
+    layer: &[u8],
+    keep_as: Option<String>,
+    expected: &Expected,
+    retries: &std::sync::Mutex<u32>,
+) {
+    let mut attempt = 0;
+    let m = loop {
+        match push_image_at(base, repo, "latest", layer) {
+            Ok(m) => break m,
+            Err(e) => {
+                assert!(e.contains("MANIFEST_BLOB_UNKNOWN"), "push failed: {e}");
+                *retries.lock().unwrap() += 1;
+                attempt += 1;
+                assert!(attempt < 20, "push never got through: {e}");
+            }
+        }
+    };
+    expected
+        .lock()
+        .unwrap()
+        .insert((repo.to_string(), "latest".into()), m.clone());
+    if let Some(tag) = keep_as {
+        let r = call_url(
+            &format!("{base}/v2/{repo}/manifests/{tag}"),
+            "PUT",
+            &[("content-type", OCI_MANIFEST)],
+            &m,
+        )
+        .unwrap();
+        // the manifest was just pushed, so it is young and cannot be gone
+        assert_eq!(r.status, 201, "{}", r.text());
+        expected.lock().unwrap().insert((repo.to_string(), tag), m);
+    }
+}
+
+/// Every expected tag names its manifest through `s`, with its config and layer there and
+/// verifying; returns the digests the tags need (manifests and blobs).
+pub(crate) fn assert_expected(
+    s: &Served,
+    expected: &std::collections::BTreeMap<(String, String), Vec<u8>>,
+) -> std::collections::BTreeSet<String> {
+    let mut needed = std::collections::BTreeSet::new();
+    for ((repo, tag), m) in expected {
+        let r = s.get(&format!("/v2/{repo}/manifests/{tag}"));
+        assert_eq!(&r.body, m, "{repo}:{tag} changed or vanished");
+        needed.insert(sha256(m));
+        let v: serde_json::Value = serde_json::from_slice(m).unwrap();
+        let mut blobs = vec![v["config"]["digest"].as_str().unwrap().to_string()];
+        blobs.push(v["layers"][0]["digest"].as_str().unwrap().to_string());
+        for b in blobs {
+            let r = s.get(&format!("/v2/{repo}/blobs/{b}"));
+            assert_eq!(r.status, 200, "{repo}:{tag} lost {b}");
+            assert_eq!(sha256(&r.body), b);
+            needed.insert(b);
+        }
+    }
+    needed
+}
+
+/// How many collections the server ran (`strata_registry_gc_runs_total`).
+pub(crate) fn gc_runs(s: &Served) -> u64 {
+    s.get("/metrics")
+        .text()
+        .lines()
+        .find(|l| l.starts_with("strata_registry_gc_runs_total "))
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
