@@ -6,7 +6,7 @@
 //! lzma-rs only decodes into a writer, so an xz stream is decoded on a thread into a pipe.
 
 use std::fs;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Seek};
 use std::path::Path;
 use std::thread::JoinHandle;
 
@@ -17,18 +17,23 @@ use crate::BuildError;
 const BZIP2_MAGIC: &[u8] = b"BZh";
 const XZ_MAGIC: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0];
 
-/// A tar reader when `path` is an archive ADD extracts; `None` when it is copied as a file.
-pub(crate) fn open_archive(path: &Path, line: usize) -> Result<Option<Box<dyn Read>>, BuildError> {
-    let open = || fs::File::open(path).map_err(BuildError::io("opening", path));
+/// A tar reader when `file` (opened from `path`) is an archive ADD extracts; `None` when it is
+/// copied as a file.
+pub(crate) fn open_archive(
+    mut file: fs::File,
+    path: &Path,
+    line: usize,
+) -> Result<Option<Box<dyn Read>>, BuildError> {
     let mut head = [0u8; 6];
-    let n = read_full(&mut open()?, &mut head).map_err(BuildError::io("reading", path))?;
+    let n = read_full(&mut file, &mut head).map_err(BuildError::io("reading", path))?;
+    file.rewind().map_err(BuildError::io("reading", path))?;
     let head = &head[..n];
     let mut reader: Box<dyn Read> = if head.starts_with(BZIP2_MAGIC) {
-        Box::new(bzip2::read::MultiBzDecoder::new(BufReader::new(open()?)))
+        Box::new(bzip2::read::MultiBzDecoder::new(BufReader::new(file)))
     } else if head.starts_with(XZ_MAGIC) {
-        Box::new(XzReader::spawn(open()?).map_err(BuildError::io("decoding xz", path))?)
+        Box::new(XzReader::spawn(file).map_err(BuildError::io("decoding xz", path))?)
     } else {
-        decompress(BufReader::new(open()?))
+        decompress(BufReader::new(file))
             .map_err(|source| BuildError::Layer { line, source })?
             .1
     };
@@ -139,7 +144,8 @@ mod tests {
         for (name, bytes) in cases {
             let path = dir.path().join(name);
             std::fs::write(&path, bytes).unwrap();
-            let r = open_archive(&path, 1).unwrap().expect(name);
+            let file = std::fs::File::open(&path).unwrap();
+            let r = open_archive(file, &path, 1).unwrap().expect(name);
             assert_eq!(listed(r), ["a.txt"], "{name}");
         }
     }
@@ -157,7 +163,8 @@ mod tests {
         for (name, bytes) in cases {
             let path = dir.path().join(name);
             std::fs::write(&path, bytes).unwrap();
-            assert!(open_archive(&path, 1).unwrap().is_none(), "{name}");
+            let file = std::fs::File::open(&path).unwrap();
+            assert!(open_archive(file, &path, 1).unwrap().is_none(), "{name}");
         }
     }
 }

@@ -4,13 +4,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use strata_context::{
     find_ignore_file, walk, ContextHasher, ContextIndex, DockerIgnore, StatCache,
 };
 use strata_dockerfile::{parse, resolve, Base, ResolveOptions};
+use strata_image::{ImageSource, LocalImages, ResolvedImage};
 use strata_layer::ChangeSource;
 use strata_oci::{
     chain_ids, to_canonical_json, ConfigShape, ContainerConfig, Digest, History, ImageConfig,
@@ -20,14 +21,15 @@ use strata_store::{BuildCacheEntry, ImageRecord, LayerRecord, Store};
 
 use crate::cache_key::{BaseKey, CacheKey, StepInputs};
 use crate::copy_files::ensure_parents;
+use crate::copy_reuse::{record_previous, reuse_key};
 use crate::explain::{explain, position};
 use crate::layer_commit::commit_layer;
 use crate::metadata::apply;
 use crate::op::{plan, CopyOp, CopySource, FromOp, MetadataOp, Op, PlannedStep, RunOp, StagePlan};
 use crate::owner::workdir_owner;
-use crate::reporter::{Reporter, SilentReporter, StepFailure};
+use crate::reporter::{Reporter, SilentReporter, StepFailure, Transfer, TransferTicker};
 use crate::rootfs::{absolute, clean_rel, RootfsView};
-use crate::run_executor::{RunExecutor, RunNetwork};
+use crate::run_executor::{DebugOnFail, RunExecutor, RunNetwork};
 use crate::temp_area::TempArea;
 use crate::BuildError;
 
@@ -59,6 +61,11 @@ pub struct BuildOptions {
     /// `--explain-cache`: report why each missed step missed ([`Reporter::step_cache_miss`]).
     /// The inputs are recorded for the next build either way.
     pub explain_cache: bool,
+    /// `--debug-on-fail`: a shell in the container of the first RUN that fails.
+    pub debug_on_fail: Option<Arc<DebugOnFail>>,
+    /// How long a COPY or context read runs before its files and bytes are reported, and
+    /// how often after that ([`Reporter::step_progress`]); one second when None.
+    pub progress_interval: Option<std::time::Duration>,
 }
 
 /// What a build produced.
@@ -72,6 +79,8 @@ pub struct BuildOutput {
     pub cached_steps: usize,
     /// Steps that were executed.
     pub executed_steps: usize,
+    /// Files that COPY steps hard-linked from their previous layer instead of copying.
+    pub reused_files: usize,
 }
 
 /// Builds images into one store.
@@ -79,6 +88,32 @@ pub struct Builder<'a> {
     pub(crate) store: &'a Store,
     pub(crate) reporter: &'a dyn Reporter,
     pub(crate) executor: Option<&'a dyn RunExecutor>,
+    /// Where FROM, `COPY --from` and `RUN --mount from=` images come from.
+    pub(crate) images: &'a dyn ImageSource,
+}
+
+/// The images a build names, each resolved once when the build is planned, by normalized
+/// name (`busybox` and `docker.io/library/busybox:latest` are one image).
+#[derive(Debug, Default)]
+pub(crate) struct NamedImages(BTreeMap<String, ResolvedImage>);
+
+impl NamedImages {
+    fn key(name: &str) -> String {
+        match strata_oci::Reference::parse(name) {
+            Ok(r) if !name.starts_with("sha256:") => r.to_string(),
+            _ => name.to_string(),
+        }
+    }
+
+    /// The image `name` resolved to when the build was planned.
+    pub(crate) fn get(&self, name: &str, line: usize) -> Result<&ResolvedImage, BuildError> {
+        self.0.get(&Self::key(name)).ok_or_else(|| {
+            BuildError::at(
+                line,
+                format!("image {name:?} was not resolved when the build was planned"),
+            )
+        })
+    }
 }
 
 impl std::fmt::Debug for Builder<'_> {
@@ -140,11 +175,15 @@ pub(crate) struct Session<'b> {
     pub(crate) area: TempArea,
     pub(crate) stat_cache: Mutex<StatCache>,
     platform: String,
+    /// Every image the build names, resolved once.
+    pub(crate) images: NamedImages,
     stages: Mutex<BTreeMap<usize, StageState>>,
     /// Identifies "the same Dockerfile in the same context" for step positions.
     identity: (PathBuf, PathBuf),
     cached: AtomicUsize,
     executed: AtomicUsize,
+    /// Files hard-linked from previous COPY layers.
+    pub(crate) reused: AtomicUsize,
 }
 
 impl Session<'_> {
@@ -189,7 +228,14 @@ impl<'a> Builder<'a> {
             store,
             reporter: &SilentReporter,
             executor: None,
+            images: &LocalImages,
         }
+    }
+
+    /// Without one, only images already in the store can be used.
+    pub fn with_image_source(mut self, images: &'a dyn ImageSource) -> Builder<'a> {
+        self.images = images;
+        self
     }
 
     pub fn with_reporter(mut self, reporter: &'a dyn Reporter) -> Builder<'a> {
@@ -232,11 +278,12 @@ impl<'a> Builder<'a> {
             source_date_epoch: opts.source_date_epoch.or(from_arg),
             ..opts.clone()
         };
-        let (target, stages) = self.plan_build(dockerfile, opts)?;
+        let (target, stages, images) = self.plan_build(dockerfile, opts)?;
         self.reporter
             .build_started(stages.iter().map(|st| st.steps.len()).sum());
         let context = read_context(context_dir, opts)?;
-        let cache_file = StatCache::file_for(&self.store.root().join("build-context"), context_dir);
+        let cache_file =
+            StatCache::file_for(&self.store.private_dir("build-context")?, context_dir);
         let stat_cache = StatCache::open(&cache_file).unwrap_or_else(|_| StatCache::in_memory());
         let host = Platform::host();
         let identity = (
@@ -253,11 +300,13 @@ impl<'a> Builder<'a> {
             context,
             area: TempArea::create(self.store)?,
             stat_cache: Mutex::new(stat_cache),
-            platform: format!("{}/{}", host.os, host.architecture),
+            platform: host.to_string(),
+            images,
             stages: Mutex::new(BTreeMap::new()),
             identity,
             cached: AtomicUsize::new(0),
             executed: AtomicUsize::new(0),
+            reused: AtomicUsize::new(0),
         };
         self.build_stages(&session, &stages)?;
         // The stat cache only speeds up the next build: failing to save it is not an error.
@@ -304,42 +353,86 @@ impl<'a> Builder<'a> {
             layers: state.layers,
             cached_steps: session.cached.load(Ordering::Relaxed),
             executed_steps: session.executed.load(Ordering::Relaxed),
+            reused_files: session.reused.load(Ordering::Relaxed),
         })
     }
 
     /// Parses and resolves the Dockerfile (twice: the second time with the base images' env)
-    /// and turns it into op chains; returns the target stage's index and the chains.
+    /// and turns it into op chains; returns the target stage's index, the chains and every
+    /// image they name, each resolved (and pulled, per the image source) exactly once.
     fn plan_build(
         &self,
         dockerfile: &str,
         opts: &BuildOptions,
-    ) -> Result<(usize, Vec<StagePlan>), BuildError> {
+    ) -> Result<(usize, Vec<StagePlan>, NamedImages), BuildError> {
         let df = parse(dockerfile)?;
         let mut ropts = ResolveOptions {
             build_args: opts.build_args.clone(),
             target: opts.target.clone(),
             ..ResolveOptions::default()
         };
+        let mut images = NamedImages::default();
         // Resolve once to learn the base images, then again with their env.
         let first = resolve(&df, &ropts)?;
         for &i in &first.build_order {
             if let Base::Image(name) = &first.stages[i].base {
-                if let Ok(img) = strata_image::resolve_image(self.store, name) {
-                    let env = img.config.config_or_default().env.unwrap_or_default();
-                    let pairs = env
-                        .iter()
-                        .filter_map(|e| e.split_once('='))
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect();
-                    ropts.base_env.insert(name.clone(), pairs);
-                }
+                let line = df.instructions[first.stages[i].from_instruction]
+                    .span
+                    .start_line;
+                let img = self.resolve_named(&mut images, name, line)?;
+                let env = img.config.config_or_default().env.unwrap_or_default();
+                let pairs = env
+                    .iter()
+                    .filter_map(|e| e.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                ropts.base_env.insert(name.clone(), pairs);
             }
         }
         // ONBUILD triggers of the bases run right after their FROM.
-        let df = crate::onbuild::with_triggers(self.store, &df, &first)?.unwrap_or(df);
+        let df = crate::onbuild::with_triggers(&images, &df, &first)?.unwrap_or(df);
         let resolved = resolve(&df, &ropts)?;
         let stages = plan(&df, &resolved)?;
-        Ok((resolved.target, stages))
+        for stage in &stages {
+            if let FromOp::Image(name) = &stage.from {
+                self.resolve_named(&mut images, name, stage.line)?;
+            }
+            for step in &stage.steps {
+                let named = match &step.op {
+                    Op::Copy(c) => vec![&c.from],
+                    Op::Run(r) => r.mounts.iter().filter_map(|m| m.from.as_ref()).collect(),
+                    _ => Vec::new(),
+                };
+                for from in named {
+                    if let CopySource::Image(name) = from {
+                        self.resolve_named(&mut images, name, step.line)?;
+                    }
+                }
+            }
+        }
+        Ok((resolved.target, stages, images))
+    }
+
+    /// Resolves `name` through the image source unless this build already did.
+    fn resolve_named<'i>(
+        &self,
+        images: &'i mut NamedImages,
+        name: &str,
+        line: usize,
+    ) -> Result<&'i ResolvedImage, BuildError> {
+        let key = NamedImages::key(name);
+        if !images.0.contains_key(&key) {
+            let img =
+                self.images
+                    .image(self.store, name)
+                    .map_err(|source| BuildError::BaseImage {
+                        line,
+                        name: name.to_string(),
+                        source: Box::new(source),
+                    })?;
+            images.0.insert(key.clone(), img);
+        }
+        images.get(name, line)
     }
 
     /// Builds `stages` in waves: every stage whose dependencies are done starts at once, each
@@ -383,9 +476,8 @@ impl<'a> Builder<'a> {
     fn build_stage(&self, s: &Session<'_>, stage: &StagePlan) -> Result<StageState, BuildError> {
         let sde = s.opts.source_date_epoch;
         if let Some(p) = &stage.platform {
-            // Only the host's platform can be built (no emulation); accept `os/arch` and `arch`.
-            let host = Platform::host();
-            if p != &s.platform && p != &host.architecture {
+            // Only the host's platform can be built (no emulation), in any spelling of it.
+            if Platform::host_only(p).is_err() {
                 return Err(BuildError::Unsupported {
                     line: stage.line,
                     instruction: "FROM",
@@ -405,13 +497,7 @@ impl<'a> Builder<'a> {
                 unrecorded: 0,
             },
             FromOp::Image(name) => {
-                let img = strata_image::resolve_image(self.store, name).map_err(|source| {
-                    BuildError::BaseImage {
-                        line: stage.line,
-                        name: name.clone(),
-                        source: Box::new(source),
-                    }
-                })?;
+                let img = s.images.get(name, stage.line)?.clone();
                 self.store.unpack_image(&img.record)?;
                 let shown = Reference::parse(name).map_or_else(|_| name.clone(), |r| r.to_string());
                 if let Some(label) = stage.label(None) {
@@ -509,6 +595,7 @@ impl<'a> Builder<'a> {
             env: &step.env,
             content: content.as_ref(),
         });
+        let reuse_key = reuse_key(&state.key, step, &instruction);
         self.reporter
             .step_started(stage, n, plan.label(Some(n)).as_ref(), &step.text, &key);
         // A metadata step followed by another is not recorded: the last of the run is, under
@@ -588,7 +675,7 @@ impl<'a> Builder<'a> {
                 (Some(format!("WORKDIR {wd}")), Some(layer))
             }
             Op::Copy(c) => {
-                let layer = self.copy(s, step, c, state)?;
+                let layer = self.copy(s, step, c, state, reuse_key.as_ref(), (stage, n))?;
                 (Some(c.history_text()), Some(layer))
             }
             Op::Run(r) => {
@@ -622,14 +709,18 @@ impl<'a> Builder<'a> {
         }
         let config_bytes = to_canonical_json(&state.config);
         let (config_digest, _) = self.store.content().ingest(&config_bytes[..], None)?;
-        self.store.build_cache_put(
-            key.digest().as_str(),
-            &BuildCacheEntry {
-                config: config_digest.clone(),
-                diff_id,
-                created: chrono::Utc::now().timestamp(),
-            },
-        )?;
+        let now = chrono::Utc::now().timestamp();
+        let entry = BuildCacheEntry {
+            config: config_digest.clone(),
+            diff_id,
+            created: now,
+            last_used: now,
+        };
+        self.store.build_cache_put(key.digest().as_str(), &entry)?;
+        if let (Some(reuse_key), Some(diff_id)) = (&reuse_key, &entry.diff_id) {
+            // The next miss of this step starts from this layer.
+            record_previous(self.store, reuse_key, &entry.config, diff_id);
+        }
         state.key = key;
         self.record_step_image(state, &config_digest)?;
         s.executed
@@ -658,28 +749,39 @@ impl<'a> Builder<'a> {
             CopySource::Context => {
                 let patterns: Vec<&str> = c.sources.iter().map(String::as_str).collect();
                 let mut cache = lock(&s.stat_cache);
-                ContextHasher::new(&s.context, &mut cache)
+                let ticker = TransferTicker::new(s.opts.progress_interval, |t: &Transfer| {
+                    self.reporter.context_progress(t)
+                });
+                let last = Mutex::new(Transfer::default());
+                let progress = |files, bytes| {
+                    let t = Transfer {
+                        files,
+                        bytes,
+                        ..Transfer::default()
+                    };
+                    // Reading threads report out of order: keep the largest count.
+                    let mut l = lock(&last);
+                    if files > l.files {
+                        *l = t;
+                    }
+                    drop(l);
+                    ticker.update(&t);
+                };
+                let digest = ContextHasher::new(&s.context, &mut cache)
                     .include_mtime(s.opts.source_date_epoch.is_none())
-                    .hash(&patterns)
-                    .map_err(|source| BuildError::Context {
-                        line: step.line,
-                        source,
-                    })?
+                    .on_progress(&progress)
+                    .hash(&patterns);
+                ticker.finish(&lock(&last));
+                digest.map_err(|source| BuildError::Context {
+                    line: step.line,
+                    source,
+                })?
             }
             CopySource::Stage(j) => s
                 .stage(*j)
                 .map(|st| st.key.digest().clone())
                 .ok_or_else(|| BuildError::at(step.line, format!("stage {j} was not built")))?,
-            CopySource::Image(name) => {
-                strata_image::resolve_image(self.store, name)
-                    .map_err(|source| BuildError::BaseImage {
-                        line: step.line,
-                        name: name.clone(),
-                        source: Box::new(source),
-                    })?
-                    .record
-                    .id
-            }
+            CopySource::Image(name) => s.images.get(name, step.line)?.record.id.clone(),
         }))
     }
 
@@ -728,6 +830,9 @@ impl<'a> Builder<'a> {
             return Ok(None);
         }
         next.config.shape = ConfigShape::Oci;
+        // Last use orders `builder prune --keep-storage` and the build cache budget.
+        self.store
+            .build_cache_touch(key.digest().as_str(), chrono::Utc::now().timestamp())?;
         Ok(Some((next, entry.config)))
     }
 }

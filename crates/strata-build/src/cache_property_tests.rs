@@ -1,12 +1,17 @@
 //! Property test of the build cache: random edits to a context and a Dockerfile never give a
 //! stale hit. After every edit, a cached build must produce exactly what a `--no-cache` build
 //! of the same inputs produces (with `SOURCE_DATE_EPOCH`, so the image IDs can be compared).
+//! A cached build that misses a COPY reuses the files of that step's previous layer
+//! (`copy_reuse`), so the same comparison covers reuse: same-size rewrites within the same
+//! mtime, mode changes and hard links in the context must never be linked stale.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::test_support::{open_store, sde, write};
+use strata_store::{DriverKind, Store, StoreOptions};
+
+use crate::test_support::{sde, write};
 use crate::{BuildOptions, Builder};
 
 /// A small deterministic generator (xorshift64*), so a failure replays from its seed.
@@ -55,6 +60,11 @@ impl Recipe {
 
 const NAMES: &[&str] = &["a.txt", "b.txt", "c.log", "sub/x", "sub/deep/y", "d.txt"];
 
+/// Same length as every `content N` body: a rewrite keeps the size.
+fn body(n: usize) -> String {
+    format!("content {n}")
+}
+
 fn edit(
     rng: &mut Rng,
     ctx: &Path,
@@ -63,11 +73,35 @@ fn edit(
 ) -> String {
     let name = NAMES[rng.below(NAMES.len())];
     let path = ctx.join(name);
-    match rng.below(8) {
+    match rng.below(10) {
         0 => {
-            let body = format!("content {}", rng.below(4));
+            let body = body(rng.below(4));
             write(ctx, &[(name, &body)]);
             format!("write {name} {body:?}")
+        }
+        8 => {
+            // Same size and the old mtime: only the content digest tells them apart.
+            let old = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+            let body = body(rng.below(4));
+            write(ctx, &[(name, &body)]);
+            if let Some(t) = old {
+                let f = std::fs::File::options().append(true).open(&path).unwrap();
+                f.set_modified(t).unwrap();
+            }
+            format!("rewrite {name} {body:?} keeping its mtime")
+        }
+        9 => {
+            // A hard link in the context (the layer links the two names too).
+            let link = ctx.join("sub/link");
+            if link.exists() {
+                std::fs::remove_file(&link).unwrap();
+                "unlink sub/link".to_string()
+            } else if path.is_file() {
+                std::fs::hard_link(&path, &link).unwrap();
+                format!("link sub/link to {name}")
+            } else {
+                "nothing".to_string()
+            }
         }
         1 => {
             if path.exists() {
@@ -126,13 +160,23 @@ fn edit(
 
 #[test]
 fn random_edits_never_give_a_stale_hit() {
-    let (_d, store) = open_store();
+    random_edits(None, 0x5eed_1234_abcd_0001, 40);
+}
+
+#[test]
+fn random_edits_never_give_a_stale_hit_on_vfs() {
+    random_edits(Some(DriverKind::Vfs), 0x5eed_1234_abcd_0002, 20);
+}
+
+fn random_edits(driver: Option<DriverKind>, seed: u64, rounds: usize) {
+    let d = tempfile::tempdir().unwrap();
+    let store = Store::open(d.path(), &StoreOptions { driver }).unwrap();
     let ctx = tempfile::tempdir().unwrap();
     write(
         ctx.path(),
         &[("a.txt", "a"), ("b.txt", "b"), ("sub/x", "x")],
     );
-    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let mut rng = Rng(seed);
     let mut recipe = Recipe {
         copy_all_dest: "/all/",
         label: false,
@@ -143,7 +187,8 @@ fn random_edits_never_give_a_stale_hit() {
     let mut args = BTreeMap::new();
     let mut log = Vec::new();
     let mut hits = 0;
-    for round in 0..30 {
+    let mut reused = 0;
+    for round in 0..rounds {
         log.push(edit(&mut rng, ctx.path(), &mut recipe, &mut args));
         // Without the glob line, *.txt may match nothing, which is an error; keep it valid.
         let df = recipe.text();
@@ -163,6 +208,8 @@ fn random_edits_never_give_a_stale_hit() {
         match (cached, fresh) {
             (Ok(c), Ok(f)) => {
                 hits += c.cached_steps;
+                reused += c.reused_files;
+                assert_eq!(f.reused_files, 0, "--no-cache links nothing");
                 assert_eq!(
                     (&c.image_id, &c.config.rootfs.diff_ids),
                     (&f.image_id, &f.config.rootfs.diff_ids),
@@ -177,5 +224,9 @@ fn random_edits_never_give_a_stale_hit() {
             ),
         }
     }
-    assert!(hits > 30, "the cache was used ({hits} hits)");
+    assert!(hits > rounds, "the cache was used ({hits} hits)");
+    assert!(
+        reused > rounds,
+        "previous layers were reused ({reused} files)"
+    );
 }

@@ -3,18 +3,23 @@
 //! sources make the destination a directory, missing parents are created), then writing them
 //! with the requested owner and mode.
 
-use std::collections::HashMap;
-use std::fs;
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
 use std::io::Read;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use rustix::fs::{Mode, OFlags, ResolveFlags};
 use strata_context::{fs_path, ContextIndex, DockerIgnore, Entry, EntryKind};
 use strata_layer::{apply_layer, ApplyOptions, WhiteoutMode};
+use strata_oci::Digest;
 
 use crate::archive::open_archive;
+use crate::copy_reuse::Reuse;
 use crate::op::InlineFile;
 use crate::owner::Owner;
+use crate::reporter::{Transfer, TransferTicker};
 use crate::rootfs::{clean_rel, RootfsView};
 use crate::BuildError;
 
@@ -41,6 +46,35 @@ pub(crate) struct CopySpec<'a> {
     pub(crate) parents: bool,
     /// `--exclude` patterns, matched against paths relative to the copied source.
     pub(crate) exclude: Option<DockerIgnore>,
+    /// A copy from the context: link unchanged files from the step's previous layer and
+    /// report the content digests of the files written.
+    pub(crate) reuse: Option<&'a Reuse<'a>>,
+    /// Where the files and bytes placed so far are reported.
+    pub(crate) progress: Option<&'a TransferTicker<'a>>,
+}
+
+/// What [`copy_into`] did.
+#[derive(Debug, Default)]
+pub(crate) struct CopyReport {
+    /// Regular files placed (copied or linked) and their bytes.
+    pub(crate) files: u64,
+    pub(crate) bytes: u64,
+    /// Of those, the files hard-linked from the previous layer.
+    pub(crate) linked: u64,
+    /// With `CopySpec::reuse`: layer path → content digest of each regular file the copy
+    /// wrote from a context file that is not itself a hard link (the new layer's file index).
+    pub(crate) indexed: Vec<(PathBuf, Digest)>,
+}
+
+impl CopyReport {
+    pub(crate) fn transfer(&self) -> Transfer {
+        Transfer {
+            files: self.files,
+            bytes: self.bytes,
+            linked: self.linked,
+            done: false,
+        }
+    }
 }
 
 impl<'a> CopySpec<'a> {
@@ -58,6 +92,8 @@ impl<'a> CopySpec<'a> {
             inline: &[],
             parents: false,
             exclude: None,
+            reuse: None,
+            progress: None,
         }
     }
 
@@ -142,7 +178,7 @@ pub(crate) fn copy_into(
     index: &ContextIndex,
     rootfs: &RootfsView,
     spec: &CopySpec<'_>,
-) -> Result<(), BuildError> {
+) -> Result<CopyReport, BuildError> {
     let tops = tops(index, spec)?;
     let dest_rel = clean_rel(spec.dest);
     let many = tops.len() + spec.inline.len() > 1;
@@ -157,13 +193,32 @@ pub(crate) fn copy_into(
             "when using COPY with more than one source file, the destination must be a directory and end with a /",
         ));
     }
+    let root_fd = rustix::fs::open(
+        index.root(),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| BuildError::io("opening", index.root())(e.into()))?;
     let mut w = Writer {
         layer,
         root: index.root(),
+        root_fd,
         spec,
         dirs: Vec::new(),
         links: Links::new(),
+        linked_inodes: HashSet::new(),
+        written: Vec::new(),
+        report: CopyReport::default(),
+        fresh: false,
     };
+    // Only then can a path be written twice (or already hold a fetched URL's file).
+    let replaced_possible = tops.len() > 1 || !spec.inline.is_empty() || spec.add;
+    w.fresh = !replaced_possible
+        && !spec.parents
+        && fs::read_dir(layer)
+            .map_err(BuildError::io("reading", layer))?
+            .next()
+            .is_none();
     for top in &tops {
         if spec.parents {
             copy_with_parents(&mut w, index, rootfs, &dest_rel, top)?;
@@ -175,7 +230,9 @@ pub(crate) fn copy_into(
                     continue;
                 }
                 if spec.add && e.kind == EntryKind::File {
-                    if let Some(tar) = open_archive(&index.root().join(e.fs_path()), spec.line)? {
+                    let file = w.open_source(e)?;
+                    let path = index.root().join(e.fs_path());
+                    if let Some(tar) = open_archive(file, &path, spec.line)? {
                         extract(layer, &dest_rel, tar, rootfs, spec)?;
                         continue;
                     }
@@ -201,13 +258,18 @@ pub(crate) fn copy_into(
         };
         // A directory: its contents go into the destination directory.
         ensure_parents(layer, &base_rel.join("x"), rootfs, spec.owner, spec.now)?;
+        // Siblings come one after another: their parent is checked once.
+        let mut parent_done: Option<PathBuf> = None;
         for e in &top.subtree {
             let rel = &e.path[prefix_len.min(e.path.len())..];
             if spec.excluded(rel) {
                 continue;
             }
             let target = base_rel.join(fs_path(rel));
-            ensure_parents(layer, &target, rootfs, spec.owner, spec.now)?;
+            if parent_done.as_deref() != target.parent() {
+                ensure_parents(layer, &target, rootfs, spec.owner, spec.now)?;
+                parent_done = target.parent().map(Path::to_path_buf);
+            }
             w.entry(&target, e)?;
         }
     }
@@ -230,13 +292,26 @@ pub(crate) fn copy_into(
     }
     let Writer {
         dirs: dirs_to_finish,
+        written,
+        mut report,
         ..
     } = w;
     // Directory modes and times last: writing children would change them.
     for (path, mode, owner, mtime) in dirs_to_finish.iter().rev() {
         finish(path, Some(*mode), *owner, *mtime)?;
     }
-    Ok(())
+    // Only files still there as written: a later source may have replaced one (with a
+    // single source and nothing extracted, each path is written once).
+    report.indexed = written
+        .into_iter()
+        .filter(|(target, _, ino)| {
+            !replaced_possible
+                || fs::symlink_metadata(layer.join(target))
+                    .is_ok_and(|md| md.is_file() && md.ino() == *ino)
+        })
+        .map(|(target, digest, _)| (target, digest))
+        .collect();
+    Ok(report)
 }
 
 /// Creates the missing parents of `target` in the layer: with the metadata they have in
@@ -333,12 +408,61 @@ fn copy_with_parents(
 struct Writer<'a, 's> {
     layer: &'a Path,
     root: &'a Path,
+    /// `root` held open: sources are opened beneath it.
+    root_fd: OwnedFd,
     spec: &'a CopySpec<'s>,
     dirs: Vec<(PathBuf, u32, Owner, i64)>,
     links: Links,
+    /// Inodes of the previous layer linked so far: each at most once, so that two names
+    /// never share an inode unless the context's do.
+    linked_inodes: HashSet<(u64, u64)>,
+    /// Regular files written with a known content digest: (layer path, digest, inode).
+    written: Vec<(PathBuf, Digest, u64)>,
+    /// Every entry lands on a free path: one source into an empty layer dir, nothing else.
+    fresh: bool,
+    report: CopyReport,
 }
 
 impl Writer<'_, '_> {
+    /// Opens the regular file `e` for reading, exactly as the walk saw it: beneath the
+    /// root, through no symlink (the walk never followed one), the same inode. Anything else
+    /// means the tree changed under the build (a file swapped for a link to a host file, a
+    /// fifo, a device) and is refused, never read.
+    fn open_source(&self, e: &Entry) -> Result<File, BuildError> {
+        let rel = e.fs_path();
+        let src = self.root.join(&rel);
+        let changed = || {
+            BuildError::at(
+                self.spec.line,
+                format!(
+                    "{} changed while the build read it: build again",
+                    src.display()
+                ),
+            )
+        };
+        let fd = strata_layer::openat2_retrying(
+            &self.root_fd,
+            &rel,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(|e| match e {
+            rustix::io::Errno::LOOP | rustix::io::Errno::XDEV | rustix::io::Errno::NOENT => {
+                changed()
+            }
+            e => BuildError::io("opening", &src)(e.into()),
+        })?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| BuildError::io("reading", &src)(e.into()))?;
+        let regular =
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile;
+        if !regular || st.st_ino != e.ino || st.st_dev != e.dev {
+            return Err(changed());
+        }
+        // Reopening the held inode reads exactly what was checked.
+        let reopen = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        File::open(&reopen).map_err(BuildError::io("opening", &src))
+    }
+
     fn entry(&mut self, target: &Path, e: &Entry) -> Result<(), BuildError> {
         let spec = self.spec;
         let src = self.root.join(e.fs_path());
@@ -347,7 +471,9 @@ impl Writer<'_, '_> {
         let mode = spec.chmod.unwrap_or(e.mode);
         let owner = spec.owner_of(e);
         // A later source replaces what an earlier one put at the same path.
-        remove_existing(&host, e.kind == EntryKind::Dir)?;
+        if !self.fresh {
+            remove_existing(&host, e.kind == EntryKind::Dir)?;
+        }
         match e.kind {
             EntryKind::Dir => {
                 if !host.is_dir() {
@@ -364,8 +490,40 @@ impl Writer<'_, '_> {
                     }
                     self.links.insert((e.dev, e.ino), host.clone());
                 }
-                fs::copy(&src, &host).map_err(BuildError::io("copying", &src))?;
+                self.report.files += 1;
+                self.report.bytes += e.size;
+                if let Some(progress) = self.spec.progress {
+                    progress.update(&self.report.transfer());
+                }
+                // The digest the step's key was computed with, for a file that is no link.
+                let digest = match self.spec.reuse {
+                    Some(reuse) if e.nlink <= 1 => reuse.digest_of(e),
+                    _ => None,
+                };
+                if let Some(digest) = &digest {
+                    if let Some(ino) = self.link_previous(target, &host, e, digest, mode, owner)? {
+                        self.report.linked += 1;
+                        self.written
+                            .push((target.to_path_buf(), digest.clone(), ino));
+                        return Ok(());
+                    }
+                }
+                let mut from = self.open_source(e)?;
+                let mut to = File::create(&host).map_err(BuildError::io("creating", &host))?;
+                std::io::copy(&mut from, &mut to).map_err(BuildError::io("copying", &src))?;
+                let ino = to
+                    .metadata()
+                    .map_err(BuildError::io("reading", &host))?
+                    .ino();
+                drop(to);
                 finish(&host, Some(mode), owner, mtime)?;
+                // Indexed only if what was read is what was hashed (same stat after reading).
+                if let Some(digest) = digest {
+                    let after = from.metadata().map_err(BuildError::io("reading", &src))?;
+                    if same_stat(e, &after) {
+                        self.written.push((target.to_path_buf(), digest, ino));
+                    }
+                }
             }
             EntryKind::Symlink => {
                 let link = match &e.symlink_target {
@@ -380,6 +538,61 @@ impl Writer<'_, '_> {
         }
         Ok(())
     }
+}
+
+impl Writer<'_, '_> {
+    /// Hard-links the previous layer's file at `target` to `host` if it holds `digest` with
+    /// exactly the size, mode, owner and mtime the copy would give it. Returns the linked
+    /// inode.
+    fn link_previous(
+        &mut self,
+        target: &Path,
+        host: &Path,
+        e: &Entry,
+        digest: &Digest,
+        mode: u32,
+        owner: Owner,
+    ) -> Result<Option<u64>, BuildError> {
+        let Some(reuse) = self.spec.reuse else {
+            return Ok(None);
+        };
+        let Some(old) = reuse
+            .previous
+            .as_ref()
+            .and_then(|p| p.file_with(target, digest))
+        else {
+            return Ok(None);
+        };
+        let mtime = reuse.previous_mtime(e.mtime_ns.div_euclid(1_000_000_000));
+        let Ok(md) = fs::symlink_metadata(&old) else {
+            return Ok(None);
+        };
+        let same = md.is_file()
+            && md.len() == e.size
+            && md.mode() & 0o7777 == mode
+            && (md.uid(), md.gid()) == (owner.uid, owner.gid)
+            && (md.mtime(), md.mtime_nsec()) == (mtime, 0);
+        if !same || self.linked_inodes.contains(&(md.dev(), md.ino())) {
+            return Ok(None);
+        }
+        // The context file is not looked at again: the layer gets the content the step's
+        // key was computed with, even if the file changed since the walk.
+        if fs::hard_link(&old, host).is_err() {
+            // A cross-device store or a snapshot removed meanwhile: copy instead.
+            return Ok(None);
+        }
+        self.linked_inodes.insert((md.dev(), md.ino()));
+        Ok(Some(md.ino()))
+    }
+}
+
+/// `md` is the stat the walk recorded for `e` (so its cached content digest holds).
+fn same_stat(e: &Entry, md: &fs::Metadata) -> bool {
+    let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+    md.is_file()
+        && (md.dev(), md.ino(), md.len()) == (e.dev, e.ino, e.size)
+        && ns(md.mtime(), md.mtime_nsec()) == e.mtime_ns
+        && ns(md.ctime(), md.ctime_nsec()) == e.ctime_ns
 }
 
 /// Removes what is at `host` unless both it and the new entry are directories (they merge).
@@ -470,7 +683,6 @@ pub(crate) fn place_file(
 /// Copies the tree at `src` (a directory, file or symlink) to `dst`, which must not exist,
 /// keeping types, modes, owners, mtimes and hardlinks; never follows symlinks.
 pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<(), BuildError> {
-    use std::os::unix::fs::MetadataExt;
     let mut links = Links::new();
     let mut dirs = Vec::new();
     let mut todo = vec![(src.to_path_buf(), dst.to_path_buf())];
@@ -509,4 +721,78 @@ pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<(), BuildError> {
         finish(path, Some(*mode), *owner, *mtime)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Walks `ctx`, lets `swap` change it, then copies everything: the copy must refuse
+    /// what is no longer the walked file and never read it.
+    fn copy_after(ctx: &Path, swap: impl FnOnce(&Path)) -> Result<(), BuildError> {
+        let index = strata_context::walk(ctx, &DockerIgnore::default()).unwrap();
+        swap(ctx);
+        let layer = tempfile::tempdir().unwrap();
+        let sources = [".".to_string()];
+        let out = copy_into(
+            layer.path(),
+            &index,
+            &RootfsView::default(),
+            &CopySpec::plain(1, &sources),
+        );
+        if let Ok(text) = fs::read_to_string(layer.path().join("a")) {
+            assert_eq!(text, "walked\n", "read something else than the walked file");
+        }
+        out.map(drop)
+    }
+
+    #[test]
+    fn a_context_file_swapped_after_the_walk_is_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("host"), "HOST\n").unwrap();
+        let host = outside.path().join("host");
+        type Swap<'a> = Box<dyn FnOnce(&Path) + 'a>;
+        let swaps: Vec<(&str, Swap<'_>)> = vec![
+            (
+                "symlink",
+                Box::new(|ctx: &Path| {
+                    fs::remove_file(ctx.join("a")).unwrap();
+                    symlink(&host, ctx.join("a")).unwrap();
+                }),
+            ),
+            (
+                "fifo",
+                Box::new(|ctx: &Path| {
+                    fs::remove_file(ctx.join("a")).unwrap();
+                    rustix::fs::mknodat(
+                        rustix::fs::CWD,
+                        ctx.join("a"),
+                        rustix::fs::FileType::Fifo,
+                        Mode::from_raw_mode(0o644),
+                        0,
+                    )
+                    .unwrap();
+                }),
+            ),
+            (
+                "linked parent",
+                Box::new(|ctx: &Path| {
+                    fs::rename(ctx.join("d"), ctx.join("d.old")).unwrap();
+                    symlink(host.parent().unwrap(), ctx.join("d")).unwrap();
+                }),
+            ),
+        ];
+        for (name, swap) in swaps {
+            let ctx = tempfile::tempdir().unwrap();
+            fs::write(ctx.path().join("a"), "walked\n").unwrap();
+            fs::create_dir(ctx.path().join("d")).unwrap();
+            fs::write(ctx.path().join("d/host"), "walked\n").unwrap();
+            let err = copy_after(ctx.path(), swap).expect_err(name);
+            assert!(err.to_string().contains("changed"), "{name}: {err}");
+        }
+        // Unchanged, it copies.
+        let ctx = tempfile::tempdir().unwrap();
+        fs::write(ctx.path().join("a"), "walked\n").unwrap();
+        copy_after(ctx.path(), |_| {}).unwrap();
+    }
 }

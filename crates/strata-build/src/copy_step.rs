@@ -1,16 +1,21 @@
 //! The COPY/ADD step: resolving owner, mode and destination in the stage's rootfs, placing
 //! the files of the context (or of an earlier stage or image) in a new layer, committing it.
 
+use std::sync::atomic::Ordering;
+
 use strata_context::{walk, DockerIgnore};
 use strata_layer::ChangeSource;
 use strata_store::LayerRecord;
 
 use crate::builder::{now_secs, Builder, Session, StageState};
+use crate::cache_key::CacheKey;
 use crate::copy_files::{copy_into, place_file, CopySpec};
+use crate::copy_reuse::{save_index, PreviousLayer, Reuse};
 use crate::layer_commit::{commit_layer, MountedRootfs};
 use crate::op::{is_http, CopyOp, CopySource, PlannedStep};
 use crate::owner::{parse_chmod, resolve_owner, Owner};
 use crate::remote::fetch;
+use crate::reporter::{Transfer, TransferTicker};
 use crate::rootfs::{absolute, clean_rel, RootfsView};
 use crate::BuildError;
 
@@ -21,6 +26,8 @@ impl Builder<'_> {
         step: &PlannedStep,
         c: &CopyOp,
         state: &StageState,
+        reuse_key: Option<&CacheKey>,
+        (stage, n): (usize, usize),
     ) -> Result<LayerRecord, BuildError> {
         let sde = s.opts.source_date_epoch;
         let rootfs = RootfsView::open(self.store, state.chain().as_ref())?;
@@ -59,6 +66,19 @@ impl Builder<'_> {
                 })?,
             )
         };
+        // A copy from the context links unchanged files from the step's previous layer
+        // (never with --no-cache: that builds everything afresh).
+        let reuse = reuse_key.map(|key| Reuse {
+            digests: &s.stat_cache,
+            previous: if s.opts.no_cache {
+                None
+            } else {
+                PreviousLayer::find(self.store, key, sde)
+            },
+        });
+        let progress = TransferTicker::new(s.opts.progress_interval, |t: &Transfer| {
+            self.reporter.step_progress(stage, n, t);
+        });
         let spec = CopySpec {
             line: step.line,
             sources: &locals,
@@ -71,6 +91,8 @@ impl Builder<'_> {
             inline: &c.inline,
             parents: c.parents,
             exclude,
+            reuse: reuse.as_ref(),
+            progress: Some(&progress),
         };
         let dir = s.area.scratch()?;
         for url in &urls {
@@ -103,20 +125,13 @@ impl Builder<'_> {
                 step.line,
             );
         }
-        match &c.from {
+        let report = match &c.from {
             CopySource::Context => copy_into(dir.path(), &s.context, &rootfs, &spec)?,
             CopySource::Stage(_) | CopySource::Image(_) => {
                 let chain = match &c.from {
                     CopySource::Stage(j) => s.stage(*j).and_then(|st| st.chain()),
                     CopySource::Image(name) => {
-                        let img =
-                            strata_image::resolve_image(self.store, name).map_err(|source| {
-                                BuildError::BaseImage {
-                                    line: step.line,
-                                    name: name.clone(),
-                                    source: Box::new(source),
-                                }
-                            })?;
+                        let img = s.images.get(name, step.line)?;
                         self.store.unpack_image(&img.record)?
                     }
                     CopySource::Context => None,
@@ -128,16 +143,23 @@ impl Builder<'_> {
                         source,
                     }
                 })?;
-                copy_into(dir.path(), &index, &rootfs, &spec)?;
+                copy_into(dir.path(), &index, &rootfs, &spec)?
             }
-        }
-        commit_layer(
+        };
+        progress.finish(&report.transfer());
+        s.reused
+            .fetch_add(report.linked as usize, Ordering::Relaxed);
+        let layer = commit_layer(
             self.store,
             &state.diff_ids(),
             dir.path(),
             ChangeSource::PlainTree,
             sde,
             step.line,
-        )
+        )?;
+        if spec.reuse.is_some() {
+            save_index(self.store, &layer.diff_id, &report.indexed);
+        }
+        Ok(layer)
     }
 }

@@ -13,7 +13,7 @@ pub enum BuildError {
     Resolve(#[from] strata_dockerfile::ResolveError),
     #[error("line {line}: {message}")]
     Instruction { line: usize, message: String },
-    #[error("line {line}: base image {name:?} not found in the store: {source}")]
+    #[error("line {line}: image {name:?}: {source}")]
     BaseImage {
         line: usize,
         name: String,

@@ -32,6 +32,7 @@ mod builder;
 mod cache_key;
 mod cache_prune;
 mod copy_files;
+mod copy_reuse;
 mod copy_step;
 mod error;
 mod explain;
@@ -56,20 +57,25 @@ mod build_tests;
 #[cfg(test)]
 mod cache_property_tests;
 #[cfg(test)]
+mod copy_reuse_tests;
+#[cfg(test)]
 mod copy_tests;
 #[cfg(test)]
 mod test_support;
 
 pub use builder::{BuildOptions, BuildOutput, Builder};
 pub use cache_key::{BaseKey, CacheKey, StepInputs};
-pub use cache_prune::{prune_build_cache, CachePruneReport};
+pub use cache_prune::{prune_build_cache, CachePrune, CachePruneReport};
 pub use error::BuildError;
 pub use explain::MissReason;
 pub use op::{
     plan, CopyOp, CopySource, FromOp, HealthSpec, InlineFile, MetadataOp, Op, PlannedStep,
     RunMountOp, RunOp, StagePlan, StepLabel,
 };
-pub use reporter::{Reporter, SilentReporter, StepFailure};
-pub use run_executor::{OutputSink, RunExecutor, RunMount, RunNetwork, RunOutcome, RunRequest};
+pub use reporter::{Reporter, SilentReporter, StepFailure, Transfer};
+pub use run_executor::{
+    DebugOnFail, DebugRequest, OutputSink, RunExecutor, RunMount, RunNetwork, RunOutcome,
+    RunRequest,
+};
 pub use run_mounts::parse_secrets;
 pub use runtime_executor::RuntimeExecutor;

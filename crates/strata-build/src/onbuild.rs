@@ -5,14 +5,14 @@
 //! them point at the FROM line. The new image's config does not keep the base's triggers.
 
 use strata_dockerfile::{parse, Base, Dockerfile, Instruction, Kind, Resolved};
-use strata_store::Store;
 
+use crate::builder::NamedImages;
 use crate::BuildError;
 
 /// The Dockerfile with every needed stage's inherited triggers spliced in after its FROM;
 /// `None` when no stage has any.
 pub(crate) fn with_triggers(
-    store: &Store,
+    images: &NamedImages,
     df: &Dockerfile,
     resolved: &Resolved,
 ) -> Result<Option<Dockerfile>, BuildError> {
@@ -21,10 +21,15 @@ pub(crate) fn with_triggers(
         let stage = &resolved.stages[i];
         let triggers: Vec<String> = match &stage.base {
             Base::Scratch => Vec::new(),
-            // A missing image fails later, with the FROM's own error.
-            Base::Image(name) => strata_image::resolve_image(store, name)
-                .ok()
-                .and_then(|img| img.config.config_or_default().on_build)
+            // Every base was resolved (or the build failed) before this.
+            Base::Image(name) => images
+                .get(
+                    name,
+                    df.instructions[stage.from_instruction].span.start_line,
+                )?
+                .config
+                .config_or_default()
+                .on_build
                 .unwrap_or_default(),
             Base::Stage(j) => df.instructions[stage_range(df, resolved, *j)]
                 .iter()
@@ -133,13 +138,13 @@ mod tests {
 
     #[test]
     fn stage_triggers_are_spliced_after_the_child_from() {
-        let store_dir = tempfile::tempdir().unwrap();
-        let store = Store::open(store_dir.path(), &strata_store::StoreOptions::default()).unwrap();
         let df =
             parse("FROM scratch AS base\nONBUILD COPY a /a\nONBUILD ENV X=1\nFROM base\nENV Y=2\n")
                 .unwrap();
         let r = strata_dockerfile::resolve(&df, &Default::default()).unwrap();
-        let out = with_triggers(&store, &df, &r).unwrap().unwrap();
+        let out = with_triggers(&NamedImages::default(), &df, &r)
+            .unwrap()
+            .unwrap();
         let kinds: Vec<Kind> = out.instructions.iter().map(|i| i.kind).collect();
         assert_eq!(
             kinds,

@@ -1,6 +1,8 @@
 //! `Reporter`: how a build tells its caller what it is doing; the caller renders, never this crate.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use strata_oci::Digest;
 
@@ -18,6 +20,18 @@ pub struct StepFailure<'a> {
     /// The image of the stage's last completed step (or its base image), to debug from.
     pub last_good: Option<&'a Digest>,
     pub elapsed: Duration,
+}
+
+/// How far a COPY/ADD, or the reading of the build context, has got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Transfer {
+    /// Regular files done so far, and their bytes.
+    pub files: u64,
+    pub bytes: u64,
+    /// Of those, files a COPY hard-linked from its previous layer (nothing read or written).
+    pub linked: u64,
+    /// The last report of this transfer.
+    pub done: bool,
 }
 
 /// Progress of a build. Every method has an empty default, so a caller implements only what
@@ -55,6 +69,17 @@ pub trait Reporter: Send + Sync {
     fn step_cache_miss(&self, stage: usize, step: usize, reasons: &[MissReason]) {
         let _ = (stage, step, reasons);
     }
+    /// A COPY/ADD that has run for more than a second: the files and bytes placed so far,
+    /// about every second, then once with `done` when it has placed all of them.
+    fn step_progress(&self, stage: usize, step: usize, transfer: &Transfer) {
+        let _ = (stage, step, transfer);
+    }
+    /// Reading (hashing) build context files has taken more than a second: files and bytes
+    /// read so far, about every second, then once with `done`. Files whose content the stat
+    /// cache knows are not read and not counted.
+    fn context_progress(&self, transfer: &Transfer) {
+        let _ = transfer;
+    }
     /// Output of a RUN step, as it was captured.
     fn step_output(&self, stage: usize, step: usize, bytes: &[u8]) {
         let _ = (stage, step, bytes);
@@ -71,6 +96,16 @@ pub trait Reporter: Send + Sync {
     ) {
         let _ = (stage, step, elapsed, image_id);
     }
+    /// A RUN exited with `exit_code` and `--debug-on-fail` is about to give the terminal to a
+    /// shell in its container: stop drawing until [`Reporter::debug_shell_ended`]. Then
+    /// [`Reporter::step_failed`] follows as usual.
+    fn debug_shell_started(&self, stage: usize, step: usize, exit_code: i32) {
+        let _ = (stage, step, exit_code);
+    }
+    /// The debug shell exited; the terminal is the reporter's again.
+    fn debug_shell_ended(&self, stage: usize, step: usize) {
+        let _ = (stage, step);
+    }
     /// The step failed; the build stops.
     fn step_failed(&self, stage: usize, step: usize, failure: &StepFailure<'_>) {
         let _ = (stage, step, failure);
@@ -86,3 +121,91 @@ pub trait Reporter: Send + Sync {
 pub struct SilentReporter;
 
 impl Reporter for SilentReporter {}
+
+/// Throttles [`Transfer`] reports: nothing during the first second, then at most one a
+/// second, and a final `done` report only if any was sent.
+pub(crate) struct TransferTicker<'r> {
+    started: Instant,
+    interval: Duration,
+    next: Mutex<Duration>,
+    shown: AtomicBool,
+    emit: Box<dyn Fn(&Transfer) + Send + Sync + 'r>,
+}
+
+const TICK: Duration = Duration::from_secs(1);
+
+impl<'r> TransferTicker<'r> {
+    /// `interval`: the quiet start and the time between reports (one second when None).
+    pub(crate) fn new(
+        interval: Option<Duration>,
+        emit: impl Fn(&Transfer) + Send + Sync + 'r,
+    ) -> TransferTicker<'r> {
+        let interval = interval.unwrap_or(TICK);
+        TransferTicker {
+            started: Instant::now(),
+            interval,
+            next: Mutex::new(interval),
+            shown: AtomicBool::new(false),
+            emit: Box::new(emit),
+        }
+    }
+
+    pub(crate) fn update(&self, transfer: &Transfer) {
+        let elapsed = self.started.elapsed();
+        {
+            let mut next = crate::builder::lock(&self.next);
+            if elapsed < *next {
+                return;
+            }
+            *next = elapsed + self.interval;
+        }
+        self.shown.store(true, Ordering::Relaxed);
+        (self.emit)(transfer);
+    }
+
+    pub(crate) fn finish(&self, transfer: &Transfer) {
+        if self.shown.load(Ordering::Relaxed) {
+            (self.emit)(&Transfer {
+                done: true,
+                ..*transfer
+            });
+        }
+    }
+}
+
+impl std::fmt::Debug for TransferTicker<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransferTicker")
+            .field("started", &self.started)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_transfer_reports_nothing_and_a_long_one_reports_its_end() {
+        let seen = Mutex::new(Vec::new());
+        let t = TransferTicker::new(None, |t: &Transfer| seen.lock().unwrap().push(*t));
+        let one = Transfer {
+            files: 1,
+            bytes: 10,
+            ..Transfer::default()
+        };
+        t.update(&one);
+        t.finish(&one);
+        assert!(seen.lock().unwrap().is_empty());
+        let t = TransferTicker {
+            started: Instant::now() - Duration::from_secs(2),
+            ..TransferTicker::new(None, |t: &Transfer| seen.lock().unwrap().push(*t))
+        };
+        t.update(&one);
+        t.update(&one); // within the same second: dropped
+        t.finish(&one);
+        let got = seen.lock().unwrap().clone();
+        assert_eq!(got.len(), 2);
+        assert!(!got[0].done && got[1].done);
+    }
+}

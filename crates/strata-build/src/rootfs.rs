@@ -96,13 +96,6 @@ impl RootfsView {
         format!("/{}", done.join("/"))
     }
 
-    /// The view of one complete tree (a mounted or vfs rootfs).
-    pub(crate) fn from_root(root: &Path) -> RootfsView {
-        RootfsView {
-            dirs: vec![root.to_path_buf()],
-        }
-    }
-
     pub(crate) fn is_dir(&self, path: &str) -> bool {
         self.lookup(path).is_some_and(|(_, md)| md.is_dir())
     }

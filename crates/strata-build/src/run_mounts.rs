@@ -8,7 +8,11 @@
 //! - tmpfs: a fresh empty directory in the build's temp area (not a memory filesystem: `size`
 //!   is not enforced), dropped after the step.
 //! - bind: the context's files (as filtered by `.dockerignore`) or a stage's / image's rootfs,
-//!   read-only by default; `rw` gets a private copy whose writes are discarded.
+//!   read-only by default; `rw` gets a private copy whose writes are discarded. The source is
+//!   resolved inside the context (or the rootfs) as if it were `/` (`openat2`
+//!   `RESOLVE_IN_ROOT`), so no symlink leads to the host, and what it resolved to is held
+//!   open and mounted as `/proc/<pid>/fd/<n>`: nothing can swap the path before the mount.
+//!   A context source must be kept by `.dockerignore`, also when reached through a link.
 //! - secret: the `--secret id=…,src=…` file copied with the mount's mode (0400) and owner,
 //!   at `/run/secrets/<id>` by default, or exposed as an environment variable (`env=`).
 //! - ssh: refused (no agent forwarding).
@@ -19,12 +23,16 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::os::unix::fs::PermissionsExt;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{flock, FlockOperation};
-use strata_context::{hash_selection, StatCache};
+use rustix::fs::{flock, FlockOperation, Mode, OFlags};
+use rustix::io::Errno;
+use strata_context::{context_path, fs_path, hash_selection, ContextIndex, EntryKind, StatCache};
 use strata_dockerfile::{CacheSharing, Mount, MountType};
+use strata_layer::open_in_root;
 use strata_oci::{Digest, Sha256Hasher};
 
 use crate::builder::{Builder, Session};
@@ -48,6 +56,22 @@ pub(crate) struct PreparedMounts {
     _locks: Vec<File>,
     _dirs: Vec<tempfile::TempDir>,
     _rootfs: Vec<MountedRootfs>,
+    /// Resolved bind sources, named to the runtime as `/proc/<pid>/fd/<n>`.
+    _fds: Vec<OwnedFd>,
+}
+
+impl PreparedMounts {
+    /// Keeps `fd` open for the step and names it as a path: the mount then binds exactly
+    /// the inode resolved, whatever is renamed or replaced along the path meanwhile.
+    fn hold(&mut self, fd: OwnedFd) -> PathBuf {
+        let path = PathBuf::from(format!(
+            "/proc/{}/fd/{}",
+            std::process::id(),
+            fd.as_raw_fd()
+        ));
+        self._fds.push(fd);
+        path
+    }
 }
 
 impl Builder<'_> {
@@ -95,40 +119,34 @@ impl Builder<'_> {
                     let source = m.source.as_deref().unwrap_or("/");
                     let host = match from {
                         None => {
-                            // The context as the build sees it: only files .dockerignore keeps.
+                            // The context as the build sees it: only files .dockerignore
+                            // keeps, copied, so an `rw` mount writes to the copy only.
+                            let rel = context_bind_source(&s.context, source, line)?;
                             let dir = s.area.scratch()?;
-                            let sources = [source.to_string()];
+                            let sources = [rel.clone()];
                             let spec = CopySpec::plain(line, &sources);
                             copy_into(dir.path(), &s.context, &RootfsView::default(), &spec)?;
-                            let host = bind_source(dir.path(), source, &s.context, line)?;
+                            let landed = copied_source(&s.context, &rel);
+                            let fd = resolve_in(dir.path(), &landed, source, line)?;
                             out._dirs.push(dir);
-                            host
+                            out.hold(fd)
                         }
                         Some(from) => {
                             let rootfs = self.mount_source(s, from, line)?;
-                            let inside = rootfs_path(&rootfs, source, line)?;
+                            let fd = resolve_in(rootfs.path(), source, source, line)?;
                             let host = if readonly {
-                                inside
+                                out.hold(fd)
                             } else {
+                                // A private copy: BuildKit discards what the step writes.
                                 let dir = s.area.scratch()?;
                                 let copy = dir.path().join("src");
-                                copy_tree(&inside, &copy)?;
+                                copy_tree(&held_path(&fd)?, &copy)?;
                                 out._dirs.push(dir);
                                 copy
                             };
                             out._rootfs.push(rootfs);
                             host
                         }
-                    };
-                    let host = if readonly || m.from.is_some() {
-                        host
-                    } else {
-                        // rw on the context: a private copy, so writes never reach the context.
-                        let dir = s.area.scratch()?;
-                        let copy = dir.path().join("src");
-                        copy_tree(&host, &copy)?;
-                        out._dirs.push(dir);
-                        copy
                     };
                     out.mounts.push(RunMount {
                         source: host,
@@ -162,10 +180,12 @@ impl Builder<'_> {
             let part = match from {
                 None => {
                     let source = mount.source.as_deref().unwrap_or("/");
+                    // What the mount shows: a link's target, not the link.
+                    let rel = context_bind_source(&s.context, source, step.line)?;
                     let mut cache = StatCache::in_memory();
                     hash_selection(
                         &s.context,
-                        &[source],
+                        &[rel.as_str()],
                         &mut cache,
                         s.opts.source_date_epoch.is_none(),
                     )
@@ -178,16 +198,7 @@ impl Builder<'_> {
                     .stage(*j)
                     .map(|st| st.key_digest())
                     .ok_or_else(|| BuildError::at(step.line, format!("stage {j} was not built")))?,
-                Some(CopySource::Image(name)) => {
-                    strata_image::resolve_image(self.store, name)
-                        .map_err(|source| BuildError::BaseImage {
-                            line: step.line,
-                            name: name.clone(),
-                            source: Box::new(source),
-                        })?
-                        .record
-                        .id
-                }
+                Some(CopySource::Image(name)) => s.images.get(name, step.line)?.record.id.clone(),
                 Some(CopySource::Context) => continue,
             };
             h.update(part.as_str().as_bytes());
@@ -232,7 +243,14 @@ impl Builder<'_> {
         }
         let dir = s.area.scratch()?;
         let file = dir.path().join("secret");
-        fs::write(&file, &data).map_err(BuildError::io("writing secret", &file))?;
+        // Never readable by others, not even before its mode is set.
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&file)
+            .and_then(|mut f| f.write_all(&data))
+            .map_err(BuildError::io("writing secret", &file))?;
         let owner = Owner {
             uid: parse_id(m.uid.as_deref(), line, "uid")?,
             gid: parse_id(m.gid.as_deref(), line, "gid")?,
@@ -273,8 +291,7 @@ impl Builder<'_> {
         );
         let base = self
             .store
-            .root()
-            .join(CACHE_MOUNTS_DIR)
+            .private_dir(CACHE_MOUNTS_DIR)?
             .join(Digest::sha256_of(key.as_bytes()).hex());
         fs::create_dir_all(&base).map_err(BuildError::io("creating", &base))?;
         let sharing = m.sharing.unwrap_or(CacheSharing::Shared);
@@ -313,8 +330,9 @@ impl Builder<'_> {
             match from {
                 Some(from) => {
                     let rootfs = self.mount_source(s, from, line)?;
-                    let inside = rootfs_path(&rootfs, m.source.as_deref().unwrap_or("/"), line)?;
-                    copy_tree(&inside, &fresh)?;
+                    let source = m.source.as_deref().unwrap_or("/");
+                    let fd = resolve_in(rootfs.path(), source, source, line)?;
+                    copy_tree(&held_path(&fd)?, &fresh)?;
                 }
                 None => {
                     fs::create_dir(&fresh).map_err(BuildError::io("creating", &fresh))?;
@@ -344,13 +362,7 @@ impl Builder<'_> {
                 .ok_or_else(|| BuildError::at(line, format!("stage {j} was not built")))?
                 .chain(),
             CopySource::Image(name) => {
-                let img = strata_image::resolve_image(self.store, name).map_err(|source| {
-                    BuildError::BaseImage {
-                        line,
-                        name: name.clone(),
-                        source: Box::new(source),
-                    }
-                })?;
+                let img = s.images.get(name, line)?;
                 self.store.unpack_image(&img.record)?
             }
             CopySource::Context => None,
@@ -359,46 +371,96 @@ impl Builder<'_> {
     }
 }
 
-/// Where `source` of a context bind landed in the copy `dir`.
-fn bind_source(
-    dir: &Path,
+/// The context path a bind of `source` shows, `/`-separated (empty: the whole context):
+/// `source` resolved inside the context directory as if it were `/` (a link to `/etc` is the
+/// context's `etc`, as BuildKit resolves it), and kept by `.dockerignore`.
+pub(crate) fn context_bind_source(
+    context: &ContextIndex,
     source: &str,
-    context: &strata_context::ContextIndex,
     line: usize,
-) -> Result<PathBuf, BuildError> {
-    let rel = clean_rel(source);
-    if rel.as_os_str().is_empty() {
-        return Ok(dir.to_path_buf());
+) -> Result<String, BuildError> {
+    let not_found = || {
+        BuildError::at(
+            line,
+            format!("bind mount source {source:?} not found in the build context or excluded by .dockerignore"),
+        )
+    };
+    let root = context.root();
+    let fd = match open_under(root, source)? {
+        Ok(fd) => fd,
+        Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => return Err(not_found()),
+        Err(e) => {
+            return Err(BuildError::io(
+                "resolving in the build context",
+                root.join(source),
+            )(e.into()))
+        }
+    };
+    // Where the kernel's in-root resolution ended, relative to the context root.
+    let real_root = std::fs::canonicalize(root).map_err(BuildError::io("resolving", root))?;
+    let resolved = held_path(&fd)?;
+    let rel = resolved.strip_prefix(&real_root).map_err(|_| not_found())?;
+    let rel = context_path(rel).ok_or_else(not_found)?;
+    if !rel.is_empty() && context.get(&rel).is_none() {
+        return Err(not_found());
     }
-    let is_dir = context
-        .get(&rel.to_string_lossy())
-        .is_some_and(|e| e.kind == strata_context::EntryKind::Dir);
-    if is_dir {
-        return Ok(dir.to_path_buf());
-    }
-    let name = rel
-        .file_name()
-        .ok_or_else(|| BuildError::at(line, format!("bad bind source {source:?}")))?;
-    Ok(dir.join(name))
+    Ok(rel)
 }
 
-/// `source` inside a mounted rootfs, symlinks resolved within it; never a symlink itself,
-/// so a bind can never reach outside the rootfs.
-fn rootfs_path(rootfs: &MountedRootfs, source: &str, line: usize) -> Result<PathBuf, BuildError> {
-    let view = RootfsView::from_root(rootfs.path());
-    let resolved = view.resolve(&absolute("/", source));
-    let host = rootfs.path().join(clean_rel(&resolved));
-    match fs::symlink_metadata(&host) {
-        Ok(md) if !md.file_type().is_symlink() => Ok(host),
-        Ok(_) => Err(BuildError::at(
-            line,
-            format!("mount source {source:?} is a symlink loop"),
-        )),
-        Err(_) => Err(BuildError::at(
-            line,
-            format!("mount source {source:?} not found"),
-        )),
+/// Where context path `rel` (from [`context_bind_source`]) lands when copied into the root of
+/// a directory: a directory's contents at the root, a file under its own name.
+fn copied_source(context: &ContextIndex, rel: &str) -> String {
+    match context.get(rel) {
+        Some(e) if e.kind != EntryKind::Dir => Path::new(rel)
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        _ => String::new(),
     }
+}
+
+/// `path` opened (`O_PATH`) inside `root` as if `root` were `/`: no link, `..` or absolute
+/// path inside it can lead out. `shown` names the source in the error.
+fn resolve_in(root: &Path, path: &str, shown: &str, line: usize) -> Result<OwnedFd, BuildError> {
+    match open_under(root, path)? {
+        Ok(fd) => Ok(fd),
+        Err(Errno::NOENT | Errno::NOTDIR) => Err(BuildError::at(
+            line,
+            format!("mount source {shown:?} not found"),
+        )),
+        Err(Errno::LOOP) => Err(BuildError::at(
+            line,
+            format!("mount source {shown:?} is a symlink loop"),
+        )),
+        Err(e) => Err(BuildError::io(
+            "resolving mount source",
+            root.join(clean_rel(path)),
+        )(e.into())),
+    }
+}
+
+/// `path` opened (`O_PATH`) inside the directory `root` with [`open_in_root`]; the outer
+/// error is about `root` itself, the inner one the resolution's.
+fn open_under(root: &Path, path: &str) -> Result<rustix::io::Result<OwnedFd>, BuildError> {
+    let root_fd = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| BuildError::io("opening", root)(e.into()))?;
+    // Context paths name non-UTF-8 bytes with reserved characters: back to the real name.
+    let rel = fs_path(&clean_rel(path).to_string_lossy());
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel.as_path()
+    };
+    Ok(open_in_root(&root_fd, rel, OFlags::PATH))
+}
+
+/// The path the kernel gives a held descriptor (for copying from what it names).
+fn held_path(fd: &OwnedFd) -> Result<PathBuf, BuildError> {
+    let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    std::fs::read_link(&link).map_err(BuildError::io("reading", link))
 }
 
 /// `--secret id=NAME,src=FILE` values (also `source=`, `type=file`) as the build options take

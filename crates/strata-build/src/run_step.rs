@@ -12,7 +12,7 @@ use crate::builder::{Builder, Session, StageState};
 use crate::layer_commit::{commit_layer, commit_tree};
 use crate::metadata::{argv, shell_of};
 use crate::op::{PlannedStep, RunOp};
-use crate::run_executor::{OutputSink, RunMount, RunNetwork, RunRequest};
+use crate::run_executor::{DebugRequest, OutputSink, RunMount, RunNetwork, RunRequest};
 use crate::BuildError;
 
 /// How many bytes of a failed RUN's output the error keeps.
@@ -65,6 +65,10 @@ impl Builder<'_> {
             .chain(&prepared.env)
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
+        let attach = |exit_code: Option<i32>| match exit_code {
+            Some(code) => self.reporter.debug_shell_started(stage, n, code),
+            None => self.reporter.debug_shell_ended(stage, n),
+        };
         let request = RunRequest {
             store: self.store,
             temp_dir: s.area.path(),
@@ -82,6 +86,10 @@ impl Builder<'_> {
             output: Some(OutputSink(&|bytes| {
                 self.reporter.step_output(stage, n, bytes)
             })),
+            debug: s.opts.debug_on_fail.as_deref().map(|shell| DebugRequest {
+                shell,
+                attach: &attach,
+            }),
         };
         let outcome = executor
             .run(&request)

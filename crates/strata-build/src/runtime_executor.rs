@@ -6,23 +6,43 @@
 //! (`strata_runtime::helper_command`); the binary recognises the helper environment before
 //! anything else. `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf` are bind-mounted by the
 //! runtime from the per-container dir and never reach the upper dir.
+//!
+//! Networks, as BuildKit's: by default a step gets a private network with outbound access
+//! and no route to the host's loopback (the runtime's bridge network; all steps of a build
+//! share one namespace and one pasta), `--network=none` only `lo`, and `--network=host` the
+//! host's own namespace, only when asked for.
+//!
+//! `--debug-on-fail`: when the step exits non-zero and the request carries a
+//! [`crate::DebugRequest`], the shell runs as a second container with the step's own spec
+//! (env, cwd, user, mounts, network, isolation) on the still-mounted rootfs, whose upper dir
+//! is as the command left it, with a pty on the caller's terminal; then everything is
+//! unmounted and the upper dir discarded as for any failed step.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use strata_runtime::{
     helper_command, resolve_user, BindMount, ContainerSpec, EtcFiles, InputMode, Network,
+    OutputMode, SharedNetwork, TERMINAL_TERM_ENV,
 };
 use strata_store::{unmount, WritableLayer};
 
-use crate::run_executor::{OutputSink, RunExecutor, RunNetwork, RunOutcome, RunRequest};
+use crate::run_executor::{
+    DebugRequest, OutputSink, RunExecutor, RunNetwork, RunOutcome, RunRequest,
+};
 
 /// Runs RUN steps through a helper copy of `program` (the `strata` binary itself).
+///
+/// Steps on the default network join one [`SharedNetwork`] (a namespace and its pasta),
+/// started at the first such step and stopped when the executor is dropped, as BuildKit
+/// reuses namespaces from a pool: a step pays a `setns`, not a pasta start.
 pub struct RuntimeExecutor {
     program: PathBuf,
     next: AtomicU64,
+    network: OnceLock<Result<SharedNetwork, String>>,
 }
 
 impl RuntimeExecutor {
@@ -30,8 +50,35 @@ impl RuntimeExecutor {
         RuntimeExecutor {
             program: program.into(),
             next: AtomicU64::new(0),
+            network: OnceLock::new(),
         }
     }
+
+    /// The shared network's namespace, started on first use (its files in `temp_dir`).
+    fn shared_network(&self, temp_dir: &Path) -> Result<PathBuf, String> {
+        let network = self.network.get_or_init(|| {
+            let dir = temp_dir.join("network");
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            let id = format!("strata-build-{}", std::process::id());
+            SharedNetwork::start(&id, &dir).map_err(|e| error_chain(&e))
+        });
+        match network {
+            Ok(network) => Ok(network.namespace_path()),
+            Err(message) => Err(message.clone()),
+        }
+    }
+}
+
+/// `e` and its causes on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
 }
 
 /// Unmounts the step's rootfs however the step ends.
@@ -81,8 +128,8 @@ impl RunExecutor for RuntimeExecutor {
 
         let network = match request.network {
             RunNetwork::None => Network::None,
-            // Builds use the host's network by default so package managers work, as BuildKit does.
-            RunNetwork::Default | RunNetwork::Host => Network::Host,
+            RunNetwork::Default => Network::Bridge,
+            RunNetwork::Host => Network::Host,
         };
         let id = format!("strata-build-{}-{n}", std::process::id());
         let mut spec = ContainerSpec::new(&id, &rootfs, &ctr, request.args.clone());
@@ -98,7 +145,13 @@ impl RunExecutor for RuntimeExecutor {
         }
         spec.hostname = "buildkitsandbox".into();
         spec.network = network;
-        spec.etc_files = EtcFiles::docker_defaults(network).map_err(|e| e.to_string())?;
+        if network == Network::Bridge {
+            spec.network_namespace = Some(self.shared_network(request.temp_dir)?);
+        }
+        spec.etc_files =
+            EtcFiles::docker_defaults_for(network, &spec.hostname).map_err(|e| e.to_string())?;
+        // BuildKit gives RUN steps /etc/hosts and /etc/resolv.conf, not /etc/hostname.
+        spec.etc_files.hostname = false;
         spec.stdio.stdin = InputMode::Null;
         spec.mounts = request
             .mounts
@@ -130,15 +183,70 @@ impl RunExecutor for RuntimeExecutor {
             .wait()
             .map_err(|e| format!("waiting for the RUN helper: {e}"))?;
         read.map_err(|e| format!("reading the RUN output: {e}"))?;
+        let exit_code = status.code().unwrap_or(125);
+        if exit_code != 0 {
+            if let Some(debug) = request.debug {
+                let debug_dir = step_dir.join("ctr-debug");
+                debug.shell.once(|| {
+                    (debug.attach)(Some(exit_code));
+                    // The shell's own failures (no `sh` in the image…) reach the terminal
+                    // from the helper; the build fails with the step's error either way.
+                    let _ = self.debug_shell(&spec, &debug_dir, debug);
+                    (debug.attach)(None);
+                });
+                let _ = std::fs::remove_dir_all(&debug_dir);
+            }
+        }
         drop(mounted);
         let _ = std::fs::remove_dir_all(&work);
         let _ = std::fs::remove_dir_all(&ctr);
-        let exit_code = status.code().unwrap_or(125);
         Ok(RunOutcome {
             upper,
             exit_code,
             log,
         })
+    }
+}
+
+impl RuntimeExecutor {
+    /// Runs the debug shell in the failed step's container: the same rootfs (still mounted,
+    /// its upper dir as the command left it), env, working directory, user, mounts, network
+    /// and isolation, with a terminal. Everything it changes goes with the upper dir.
+    fn debug_shell(
+        &self,
+        step: &ContainerSpec,
+        dir: &Path,
+        debug: DebugRequest<'_>,
+    ) -> Result<(), String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let mut spec = step.clone();
+        spec.id = format!("{}-debug", step.id);
+        spec.dir = dir.to_owned();
+        spec.process.args = debug.shell.command.clone();
+        spec.process.terminal = true;
+        if !spec.process.env.iter().any(|e| e.starts_with("TERM=")) {
+            spec.process.env.push(TERMINAL_TERM_ENV.to_owned());
+        }
+        spec.stdio.stdin = InputMode::Inherit;
+        spec.stdio.stdout = OutputMode::Inherit;
+        spec.stdio.stderr = OutputMode::Inherit;
+        let dup = |fd: &std::os::fd::OwnedFd| {
+            fd.try_clone()
+                .map_err(|e| format!("duplicating the terminal: {e}"))
+        };
+        let mut command = helper_command(&self.program, &spec).map_err(|e| e.to_string())?;
+        command
+            .stdin(dup(&debug.shell.input)?)
+            .stdout(dup(&debug.shell.output)?)
+            .stderr(dup(&debug.shell.output)?);
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", self.program.display()))?;
+        drop(command);
+        child
+            .wait()
+            .map_err(|e| format!("waiting for the debug shell: {e}"))?;
+        Ok(())
     }
 }
 

@@ -1,5 +1,6 @@
 //! `TempArea`: one build's private directory on the store's filesystem for step and mount
-//! dirs, locked while the build runs, so the next build can remove what a killed one left.
+//! dirs, locked while the build runs, so the next build can remove what a killed one left
+//! (the lock, not a pid, tells a live build from a dead one).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -25,8 +26,7 @@ pub(crate) struct TempArea {
 impl TempArea {
     /// Removes areas whose builds are gone, then creates this build's.
     pub(crate) fn create(store: &Store) -> Result<TempArea, BuildError> {
-        let parent = store.root().join(AREA_PARENT);
-        std::fs::create_dir_all(&parent).map_err(BuildError::io("creating", &parent))?;
+        let parent = store.private_dir(AREA_PARENT)?;
         reap_abandoned(&parent);
         let mut n = 0u32;
         loop {
@@ -99,7 +99,15 @@ fn reap_abandoned(parent: &Path) {
             continue;
         };
         if flock(&lock, FlockOperation::NonBlockingLockExclusive).is_ok() {
-            let _ = std::fs::remove_dir_all(parent.join(format!("{AREA_PREFIX}{area}")));
+            let dir = parent.join(format!("{AREA_PREFIX}{area}"));
+            // Builds mount only in a namespace that dies with them; a mount still seen here
+            // was left by an older strata, and would make the removal fail with EBUSY.
+            if let Ok(points) = strata_store::mount_points_under(&dir) {
+                for point in points.iter().rev() {
+                    let _ = strata_store::unmount(point);
+                }
+            }
+            let _ = std::fs::remove_dir_all(&dir);
             let _ = std::fs::remove_file(&lock_path);
         }
     }

@@ -5,16 +5,18 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use strata_image::resolve_image;
+use strata_image::{ImageSource, LocalImages};
 use strata_store::{ContainerRow, Store, StoreError};
 
 use crate::error::ContainerError;
+use crate::health::{effective_healthcheck, HealthOptions};
 use crate::log::LogConfig;
 use crate::names::{generated_name, random_id, validate_name};
 use crate::record::{
     to_json, Container, ContainerConfig, ContainerPaths, ContainerState, MountSpec, NetworkMode,
     PortBinding, ResourceLimits, RestartPolicy,
 };
+use crate::security::{SecurityConfig, SecurityFlags};
 use crate::volume::{ensure_volume, remove_volume, validate_volume_name};
 
 /// What the user asked for (`strata create`/`run` flags), before the image's defaults apply.
@@ -49,12 +51,25 @@ pub struct CreateOptions {
     pub stop_timeout: Option<i64>,
     /// `--init`: run the command under strata's init, which forwards signals and reaps zombies.
     pub init: bool,
+    /// `--privileged`, `--cap-add`, `--cap-drop`, `--security-opt`, `--device`, `--group-add`.
+    pub security: SecurityFlags,
     /// `--log-driver` / `--log-opt` (see [`LogConfig::from_options`]).
     pub log: LogConfig,
+    /// `--health-*`, `--no-healthcheck`.
+    pub health: HealthOptions,
 }
 
-/// Records a new container made from `opts.image`.
+/// Records a new container made from `opts.image`, which must be in the store.
 pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, ContainerError> {
+    create_from(store, opts, &LocalImages)
+}
+
+/// Records a new container made from `opts.image`, found (or pulled) through `images`.
+pub fn create_from(
+    store: &Store,
+    opts: &CreateOptions,
+    images: &dyn ImageSource,
+) -> Result<Container, ContainerError> {
     if opts.auto_remove && opts.restart != RestartPolicy::No {
         return Err(ContainerError::InvalidOption {
             option: "--restart",
@@ -69,9 +84,14 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
             reason: "ports can only be published on the bridge network".to_owned(),
         });
     }
+    let security = SecurityConfig::from_flags(&opts.security)?;
+    let limits = ResourceLimits {
+        memory_swap: memory_swap(opts.limits.memory_bytes, opts.limits.memory_swap)?,
+        ..opts.limits
+    };
     // Held until the record exists: from then on the record keeps the image's layers alive.
     let _lease = store.writer_lease()?;
-    let image = resolve_image(store, &opts.image)?;
+    let image = images.image(store, &opts.image)?;
     let chain_id = store.unpack_image(&image.record)?;
     let defaults = image.config.config.clone().unwrap_or_default();
 
@@ -169,7 +189,7 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
         ports,
         mounts,
         read_only: opts.read_only,
-        limits: opts.limits,
+        limits,
         restart: opts.restart,
         auto_remove: opts.auto_remove,
         labels,
@@ -180,7 +200,9 @@ pub fn create(store: &Store, opts: &CreateOptions) -> Result<Container, Containe
         stop_timeout: opts.stop_timeout.or(defaults.stop_timeout),
         exposed_ports,
         init: opts.init,
+        security,
         log: opts.log,
+        healthcheck: effective_healthcheck(defaults.healthcheck.as_ref(), &opts.health)?,
     };
     // Refused here, as Docker does, rather than by every later `stop` or at start.
     if !config.stop_signal.is_empty() {
@@ -272,6 +294,29 @@ fn record(
         value: String::new(),
         reason: "could not find a free generated name; give one with --name".to_owned(),
     })
+}
+
+/// Docker's memory+swap rules: twice the memory unless `--memory-swap` is given (0 counts as
+/// not given), -1 for unlimited swap, never less than the memory, never without a memory
+/// limit.
+fn memory_swap(memory: Option<i64>, swap: Option<i64>) -> Result<Option<i64>, ContainerError> {
+    let invalid = |reason: &str| ContainerError::InvalidOption {
+        option: "--memory-swap",
+        value: swap.map(|s| s.to_string()).unwrap_or_default(),
+        reason: reason.to_owned(),
+    };
+    match (memory, swap.filter(|s| *s != 0)) {
+        (_, Some(s)) if s < -1 => Err(invalid("give a size, or -1 for unlimited swap")),
+        (None, Some(-1)) | (None, None) => Ok(None),
+        (None, Some(_)) => Err(invalid(
+            "you should always set the memory limit when using memoryswap limit, see usage",
+        )),
+        (Some(m), None) => Ok(Some(m.saturating_mul(2))),
+        (Some(m), Some(s)) if s != -1 && s < m => Err(invalid(
+            "minimum memoryswap limit should be larger than memory limit, see usage",
+        )),
+        (Some(_), Some(s)) => Ok(Some(s)),
+    }
 }
 
 /// Image env, then the user's: a user `KEY=…` replaces the image's `KEY`.
@@ -366,6 +411,31 @@ fn parse_volume(value: &str) -> Result<MountSpec, ContainerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_swap_follows_docker() {
+        let mb = |n: i64| n << 20;
+        assert_eq!(memory_swap(Some(mb(64)), None).unwrap(), Some(mb(128)));
+        assert_eq!(memory_swap(Some(mb(64)), Some(0)).unwrap(), Some(mb(128)));
+        assert_eq!(memory_swap(Some(mb(64)), Some(-1)).unwrap(), Some(-1));
+        assert_eq!(
+            memory_swap(Some(mb(64)), Some(mb(64))).unwrap(),
+            Some(mb(64))
+        );
+        assert_eq!(
+            memory_swap(Some(mb(64)), Some(mb(256))).unwrap(),
+            Some(mb(256))
+        );
+        assert_eq!(memory_swap(None, None).unwrap(), None);
+        assert_eq!(memory_swap(None, Some(-1)).unwrap(), None);
+        let err = memory_swap(Some(mb(64)), Some(mb(32))).unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("should be larger than memory limit"));
+        let err = memory_swap(None, Some(mb(32))).unwrap_err();
+        assert!(err.to_string().contains("always set the memory limit"));
+        assert!(memory_swap(Some(mb(64)), Some(-2)).is_err());
+    }
 
     #[test]
     fn user_env_overrides_image_env() {

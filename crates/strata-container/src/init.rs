@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use strata_init::INIT_BINARY;
@@ -30,7 +30,12 @@ pub(crate) fn installed_init(root: &Path) -> Result<PathBuf, ContainerError> {
     if holds_this_init(&path)? {
         return Ok(path);
     }
-    std::fs::create_dir_all(&dir).map_err(ContainerError::io("creating", &dir))?;
+    // Private like every top-level store dir: the container gets the file by bind mount.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(ContainerError::io("creating", &dir))?;
     remove_dead_temps(&dir);
     let temp = dir.join(format!("{TEMP_PREFIX}{}{TEMP_SUFFIX}", std::process::id()));
     // Our own pid's name: any file there is a leftover of an earlier process with this pid.

@@ -109,24 +109,63 @@ pub fn inspect_view(store: &Store, c: &Container) -> Value {
         .filter(|m| matches!(m, MountSpec::Volume { .. }))
         .map(|m| m.destination().to_owned())
         .collect();
+    let mut state = json!({
+        "Status": st.status.as_str(),
+        "Running": st.status == Status::Running,
+        "Paused": false,
+        "Restarting": st.status == Status::Restarting,
+        "OOMKilled": false,
+        "Dead": st.status == Status::Dead,
+        "Pid": if st.status == Status::Running { st.pid } else { 0 },
+        "ExitCode": st.exit_code,
+        "Error": st.error,
+        "StartedAt": or_zero(&st.started_at),
+        "FinishedAt": or_zero(&st.finished_at),
+    });
+    if let (Some(h), Some(map)) = (&st.health, state.as_object_mut()) {
+        let log: Vec<Value> = h
+            .log
+            .iter()
+            .map(|p| json!({ "Start": p.start, "End": p.end, "ExitCode": p.exit_code, "Output": p.output }))
+            .collect();
+        map.insert(
+            "Health".into(),
+            json!({ "Status": h.status.as_str(), "FailingStreak": h.failing_streak, "Log": log }),
+        );
+    }
+    let sec = &cfg.security;
+    let list_or_null = |items: &[String]| {
+        if items.is_empty() {
+            Value::Null
+        } else {
+            json!(items)
+        }
+    };
+    let devices: Vec<Value> = sec
+        .devices
+        .iter()
+        .map(|d| {
+            json!({
+                "PathOnHost": d.path_on_host,
+                "PathInContainer": d.path_in_container,
+                "CgroupPermissions": d.permissions,
+            })
+        })
+        .collect();
+    let (masked, readonly) = if sec.privileged {
+        (Value::Null, Value::Null)
+    } else {
+        (
+            json!(strata_runtime::MASKED_PATHS),
+            json!(strata_runtime::READONLY_PATHS),
+        )
+    };
     json!({
         "Id": c.id,
         "Created": created,
         "Path": args.first().cloned().unwrap_or_default(),
         "Args": args.iter().skip(1).collect::<Vec<_>>(),
-        "State": {
-            "Status": st.status.as_str(),
-            "Running": st.status == Status::Running,
-            "Paused": false,
-            "Restarting": st.status == Status::Restarting,
-            "OOMKilled": false,
-            "Dead": st.status == Status::Dead,
-            "Pid": if st.status == Status::Running { st.pid } else { 0 },
-            "ExitCode": st.exit_code,
-            "Error": st.error,
-            "StartedAt": or_zero(&st.started_at),
-            "FinishedAt": or_zero(&st.finished_at),
-        },
+        "State": state,
         "Image": cfg.image_id.as_str(),
         "ResolvConfPath": paths.runtime.join("etc/resolv.conf"),
         "HostnamePath": paths.runtime.join("etc/hostname"),
@@ -150,10 +189,21 @@ pub fn inspect_view(store: &Store, c: &Container) -> Value {
             "AutoRemove": cfg.auto_remove,
             "ReadonlyRootfs": cfg.read_only,
             "Memory": cfg.limits.memory_bytes.unwrap_or(0),
+            "MemorySwap": cfg.limits.memory_swap.unwrap_or(0),
             "NanoCpus": cfg.limits.nano_cpus.unwrap_or(0),
             "PidsLimit": cfg.limits.pids,
             // Docker writes null when --init was not given.
             "Init": if cfg.init { Value::Bool(true) } else { Value::Null },
+            "Privileged": sec.privileged,
+            "CapAdd": list_or_null(&sec.cap_add),
+            "CapDrop": list_or_null(&sec.cap_drop),
+            "SecurityOpt": list_or_null(&sec.security_opt),
+            "Devices": devices,
+            "GroupAdd": list_or_null(&sec.group_add),
+            // strata always gives a container its own cgroup namespace.
+            "CgroupnsMode": "private",
+            "MaskedPaths": masked,
+            "ReadonlyPaths": readonly,
             "LogConfig": log_config(&cfg.log),
         },
         "GraphDriver": {
@@ -185,6 +235,7 @@ pub fn inspect_view(store: &Store, c: &Container) -> Value {
             "OnBuild": Value::Null,
             "Labels": cfg.labels,
             "StopSignal": if cfg.stop_signal.is_empty() { Value::Null } else { json!(cfg.stop_signal) },
+            "Healthcheck": cfg.healthcheck,
         },
         "NetworkSettings": {
             "Ports": bound,

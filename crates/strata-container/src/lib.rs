@@ -25,6 +25,7 @@ mod diff;
 mod error;
 #[cfg(test)]
 mod fs_tests;
+mod health;
 mod init;
 mod inspect;
 mod lifecycle;
@@ -37,6 +38,7 @@ mod orphan;
 mod path_in_root;
 mod record;
 mod rootfs;
+mod security;
 mod top;
 mod view;
 mod volume;
@@ -46,9 +48,12 @@ pub use copy::{
     copy_from_container, copy_from_container_to_tar, copy_into_container, copy_tar_into_container,
     export, CopyOptions,
 };
-pub use create::{create, CreateOptions};
+pub use create::{create, create_from, CreateOptions};
 pub use diff::{changes, Change, ChangeKind};
 pub use error::ContainerError;
+pub use health::{
+    run_health_checker, Health, HealthOptions, HealthProbe, HealthRequest, HealthStatus, HEALTH_ENV,
+};
 pub use inspect::inspect_view;
 pub use lifecycle::{
     exec_monitor, kill, list, lookup, monitor_alive, monitor_command, parse_signal, prune, reload,
@@ -65,6 +70,7 @@ pub use record::{
     Container, ContainerConfig, ContainerPaths, ContainerState, MountSpec, NetworkMode,
     PortBinding, ResourceLimits, RestartPolicy, Status,
 };
+pub use security::{SecurityConfig, SecurityFlags};
 pub use top::{top, ProcessTable};
 pub use volume::{ensure_volume, list_volumes, remove_volume, volume_path, Volume};
 

@@ -9,6 +9,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -209,6 +210,7 @@ pub fn start(store: &Store, container: &Container, program: &Path) -> Result<(),
     let stderr = File::options()
         .create(true)
         .append(true)
+        .mode(0o640)
         .open(&monitor_log)
         .map_err(ContainerError::io("opening", &monitor_log))?;
     let mut command = monitor_command(program, store, &container.id, false);

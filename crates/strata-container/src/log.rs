@@ -11,7 +11,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -91,6 +91,9 @@ pub(crate) struct LogWriter {
     unchecked: u64,
 }
 
+/// Mode of log files: root and its group (Docker's json-file logs are 0640).
+const LOG_MODE: u32 = 0o640;
+
 /// Longest partial line kept back waiting for its newline (Docker's 16 KiB buffer).
 const MAX_PARTIAL: usize = 16 * 1024;
 
@@ -119,6 +122,8 @@ impl LogWriter {
             let file = File::options()
                 .create(true)
                 .append(true)
+                // Docker's json-file logs: root and its group only.
+                .mode(LOG_MODE)
                 .open(path)
                 .map_err(ContainerError::io("opening log", path))?;
             let size = file
@@ -282,7 +287,13 @@ impl LogWriter {
             }
         }
         std::fs::rename(&self.path, log_file(&self.path, 1))?;
-        self.file = Some(File::options().create(true).append(true).open(&self.path)?);
+        self.file = Some(
+            File::options()
+                .create(true)
+                .append(true)
+                .mode(LOG_MODE)
+                .open(&self.path)?,
+        );
         self.size = 0;
         Ok(())
     }

@@ -21,6 +21,7 @@ use strata_runtime::{
 use strata_store::{Store, StoreOptions};
 
 use crate::error::ContainerError;
+use crate::health::{spawn_checker, stop_checker, Health};
 use crate::init::{init_args, init_mount, installed_init};
 use crate::lifecycle::{purge, reload, update_state, MonitorRequest, MONITOR_ENV};
 use crate::log::{LogPause, LogStream, LogWriter};
@@ -114,12 +115,16 @@ fn run_loop(
         let mut observer = MonitorObserver {
             store,
             id: &c.id,
+            container: c,
             log: &mut log,
             monitor_log: &paths.monitor_log,
             attach,
+            checker: None,
             error: None,
+            broken: [false; 2],
         };
         let outcome = run_observed(&spec, &mut observer);
+        stop_checker(observer.checker.take());
         let record_error = observer.error.take();
         if let Ok(Some(pause)) = log.flush_partial() {
             note_log_pause(&paths.monitor_log, &pause);
@@ -181,17 +186,7 @@ fn mount_rootfs(store: &Store, c: &Container) -> Result<PathBuf, ContainerError>
         // An image without layers: the writable layer is the whole root.
         return Ok(paths.upper);
     };
-    // SAFETY: unshare(2) of the mount namespace only; this process is single-threaded.
-    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
-        return Err(ContainerError::io("creating a mount namespace", "/")(
-            std::io::Error::last_os_error(),
-        ));
-    }
-    rustix::mount::mount_change(
-        "/",
-        rustix::mount::MountPropagationFlags::REC | rustix::mount::MountPropagationFlags::PRIVATE,
-    )
-    .map_err(|e| ContainerError::io("making mounts private", "/")(e.into()))?;
+    strata_store::enter_private_mount_namespace()?;
     let writable = paths.writable_layer(c.config.auto_remove);
     store
         .snapshotter()
@@ -223,11 +218,20 @@ fn container_spec(
     } else {
         cfg.working_dir.clone()
     };
-    // Docker creates a missing working directory.
-    mkdir_in_root(rootfs, &spec.process.cwd)?;
+    // Docker creates a missing working directory (resolved inside the root). Not under
+    // /proc or /sys: the kernel's files hide the rootfs there, so it could only leave junk in
+    // the layer; the runtime refuses a cwd that leads out of the container.
+    if !under_kernel_filesystem(&spec.process.cwd) {
+        mkdir_in_root(rootfs, &spec.process.cwd)?;
+    }
     let user = if cfg.user.is_empty() { "0" } else { &cfg.user };
     let resolved = resolve_user(rootfs, user)?;
     spec.process.apply_user(&resolved);
+    spec.process
+        .user
+        .additional_gids
+        .extend(cfg.security.added_groups(rootfs)?);
+    spec.security = cfg.security.runtime_security()?;
     spec.process.terminal = cfg.tty;
     spec.hostname = cfg.hostname.clone();
     let network = runtime_network(cfg.network);
@@ -265,6 +269,7 @@ fn container_spec(
     }
     spec.limits = Limits {
         memory_bytes: cfg.limits.memory_bytes,
+        memory_swap_bytes: cfg.limits.memory_swap,
         pids: cfg.limits.pids,
         nano_cpus: cfg.limits.nano_cpus,
     };
@@ -278,15 +283,29 @@ fn container_spec(
     Ok(spec)
 }
 
+/// Whether `path` (absolute) lies in the container's /proc or /sys.
+fn under_kernel_filesystem(path: &str) -> bool {
+    let first = Path::new(path).components().find_map(|c| match c {
+        std::path::Component::Normal(name) => Some(name),
+        _ => None,
+    });
+    first.is_some_and(|name| name == "proc" || name == "sys")
+}
+
 /// Records the run as it happens and copies output to the log (and the terminal when attached).
 struct MonitorObserver<'a> {
     store: &'a Store,
     id: &'a str,
+    container: &'a Container,
     log: &'a mut LogWriter,
     monitor_log: &'a Path,
     attach: bool,
+    /// The health checker while the container runs.
+    checker: Option<std::process::Child>,
     /// A failure to record state or write the log: reported after the run.
     error: Option<ContainerError>,
+    /// The attached terminal's stream turned out closed (`strata run img yes | head -1`).
+    broken: [bool; 2],
 }
 
 impl RunObserver for MonitorObserver<'_> {
@@ -300,6 +319,7 @@ impl RunObserver for MonitorObserver<'_> {
     }
 
     fn started(&mut self, pid: i32) {
+        let checked = self.container.config.healthcheck.is_some();
         let recorded = update_state(self.store, self.id, |s| {
             s.status = Status::Running;
             s.pid = pid;
@@ -307,10 +327,12 @@ impl RunObserver for MonitorObserver<'_> {
             s.finished_at.clear();
             s.exit_code = 0;
             s.error.clear();
+            s.health = checked.then(Health::starting);
         });
         if let Err(e) = recorded {
             self.error.get_or_insert(e);
         }
+        self.checker = spawn_checker(self.store, self.container, pid);
         signal_ready(self.attach);
     }
 
@@ -328,8 +350,7 @@ impl RunObserver for MonitorObserver<'_> {
         }
         if self.attach {
             use std::io::Write;
-            // The user's terminal going away must not stop the container.
-            let _ = match stream {
+            let written = match stream {
                 LogStream::Stdout => {
                     let mut out = std::io::stdout().lock();
                     out.write_all(bytes).and_then(|()| out.flush())
@@ -339,7 +360,21 @@ impl RunObserver for MonitorObserver<'_> {
                     err.write_all(bytes).and_then(|()| err.flush())
                 }
             };
+            // A closed pipe downstream closes the container's stream too, as if it wrote to
+            // it directly (the pipeline ends, `yes` dies of SIGPIPE). Other failures of the
+            // user's terminal do not stop the container.
+            if written.is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) {
+                self.broken[usize::from(stream == LogStream::Stderr)] = true;
+            }
         }
+    }
+
+    fn wants(&self, stream: OutputStream) -> bool {
+        let index = match stream {
+            OutputStream::Stdout => 0,
+            OutputStream::Stderr => 1,
+        };
+        !self.broken[index]
     }
 }
 

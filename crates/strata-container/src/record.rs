@@ -7,11 +7,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::health::Health;
 use crate::log::LogConfig;
 use strata_oci::Digest;
+use strata_oci::HealthConfig;
 use strata_store::{ContainerRow, Store};
 
 use crate::error::ContainerError;
+use crate::security::SecurityConfig;
 
 /// How the container is networked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -167,10 +170,14 @@ impl std::str::FromStr for RestartPolicy {
     }
 }
 
-/// cgroup limits (`--memory`, `--cpus`, `--pids-limit`).
+/// cgroup limits (`--memory`, `--memory-swap`, `--cpus`, `--pids-limit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct ResourceLimits {
     pub memory_bytes: Option<i64>,
+    /// Memory plus swap, Docker's `MemorySwap`: twice `memory_bytes` unless given, -1 for
+    /// unlimited swap (see `create`).
+    #[serde(default)]
+    pub memory_swap: Option<i64>,
     pub nano_cpus: Option<u64>,
     pub pids: Option<i64>,
 }
@@ -213,9 +220,16 @@ pub struct ContainerConfig {
     /// Absent in records written before the flag existed.
     #[serde(default)]
     pub init: bool,
+    /// Capabilities, seccomp, privileged mode, devices, added groups (Docker's defaults in
+    /// records written before these options existed).
+    #[serde(default)]
+    pub security: SecurityConfig,
     /// `--log-driver` / `--log-opt`; records written before rotation existed get the default cap.
     #[serde(default)]
     pub log: LogConfig,
+    /// The health check the monitor runs (the image's `HEALTHCHECK` and `--health-*`).
+    #[serde(default)]
+    pub healthcheck: Option<HealthConfig>,
 }
 
 impl ContainerConfig {
@@ -273,6 +287,9 @@ pub struct ContainerState {
     pub stop_requested: bool,
     /// The host ports actually bound (after choosing free ones for `-P`).
     pub ports: Vec<PortBinding>,
+    /// Set from the start of a run of a container with a health check.
+    #[serde(default)]
+    pub health: Option<Health>,
 }
 
 /// A container as read from the store.

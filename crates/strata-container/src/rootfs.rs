@@ -5,24 +5,10 @@
 use std::os::fd::OwnedFd;
 use std::path::{Component, Path};
 
-use rustix::fs::{mkdirat, openat2, Mode, OFlags, ResolveFlags};
+use rustix::fs::{mkdirat, Mode, OFlags};
+pub(crate) use strata_layer::open_in_root;
 
 use crate::error::ContainerError;
-
-/// Opens `path` (absolute, inside `root`) resolved within `root`.
-pub(crate) fn open_in_root(
-    root: &OwnedFd,
-    path: &Path,
-    flags: OFlags,
-) -> rustix::io::Result<OwnedFd> {
-    openat2(
-        root,
-        path,
-        flags | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )
-}
 
 /// The root directory as a descriptor for [`open_in_root`].
 pub(crate) fn open_root(root: &Path) -> Result<OwnedFd, ContainerError> {

@@ -22,8 +22,11 @@ pub struct Volume {
     pub used_by: Vec<String>,
 }
 
+/// The store-root directory of volumes.
+const VOLUMES_DIR: &str = "volumes";
+
 fn volumes_dir(store: &Store) -> PathBuf {
-    store.root().join("volumes")
+    store.root().join(VOLUMES_DIR)
 }
 
 /// `<root>/volumes/<name>/_data`.
@@ -47,6 +50,7 @@ pub(crate) fn validate_volume_name(name: &str) -> Result<(), ContainerError> {
 /// Creates the volume if missing; returns its data directory.
 pub fn ensure_volume(store: &Store, name: &str) -> Result<PathBuf, ContainerError> {
     validate_volume_name(name)?;
+    store.private_dir(VOLUMES_DIR)?;
     let path = volume_path(store, name);
     std::fs::create_dir_all(&path).map_err(ContainerError::io("creating volume", &path))?;
     Ok(path)

@@ -2,6 +2,7 @@
 //! symlink target (and mtime only when asked), with content digests from the stat cache.
 
 use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use strata_oci::{Digest, Sha256Hasher};
 
@@ -17,6 +18,7 @@ pub struct ContextHasher<'a> {
     index: &'a ContextIndex,
     cache: &'a mut StatCache,
     include_mtime: bool,
+    progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
 }
 
 impl<'a> ContextHasher<'a> {
@@ -25,7 +27,15 @@ impl<'a> ContextHasher<'a> {
             index,
             cache,
             include_mtime: false,
+            progress: None,
         }
+    }
+
+    /// Calls `progress(files, bytes)` after each file read (stat cache misses only), from
+    /// the reading threads.
+    pub fn on_progress(mut self, progress: &'a (dyn Fn(u64, u64) + Sync)) -> ContextHasher<'a> {
+        self.progress = Some(progress);
+        self
     }
 
     /// Also cover modification times: needed when they end up in a layer (no
@@ -118,9 +128,16 @@ impl<'a> ContextHasher<'a> {
     ) -> Result<Vec<(Digest, bool)>, ContextError> {
         let root = self.index.root();
         let cache = &*self.cache;
+        let (files, bytes) = (AtomicU64::new(0), AtomicU64::new(0));
+        let progress = self.progress;
         let read_one = |i: &usize| -> Result<(Digest, bool), ContextError> {
             let entry = entries[*i];
             let (digest, meta) = cache.hash_file(&root.join(entry.fs_path()))?;
+            if let Some(report) = progress {
+                let f = files.fetch_add(1, Ordering::Relaxed) + 1;
+                let b = bytes.fetch_add(meta.len(), Ordering::Relaxed) + meta.len();
+                report(f, b);
+            }
             let now = entry_from(String::new(), entry.kind, &meta, None);
             Ok((digest, StatKey::of(&now) == StatKey::of(entry)))
         };

@@ -38,6 +38,6 @@ mod walk;
 pub use dockerignore::{find_ignore_file, DockerIgnore};
 pub use error::ContextError;
 pub use hash::{hash_selection, ContextHasher};
-pub use name::fs_path;
+pub use name::{context_path, fs_path};
 pub use stat_cache::StatCache;
 pub use walk::{walk, ContextIndex, Entry, EntryKind};

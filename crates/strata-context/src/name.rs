@@ -7,7 +7,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 const RAW_BYTE_BASE: u32 = 0x10_FF00;
 
@@ -42,6 +42,20 @@ pub fn fs_path(path: &str) -> PathBuf {
     PathBuf::from(OsString::from_vec(bytes))
 }
 
+/// The context path of a relative filesystem path (the inverse of [`fs_path`]); `None` when
+/// it is not a plain relative path or a name uses the reserved characters.
+pub fn context_path(path: &Path) -> Option<String> {
+    let mut parts = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(name) => parts.push(encode_name(name)?),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    Some(parts.join("/"))
+}
+
 fn is_raw_byte(c: char) -> bool {
     (RAW_BYTE_BASE..=RAW_BYTE_BASE + 0xFF).contains(&(c as u32))
 }
@@ -54,6 +68,16 @@ fn raw_byte_char(b: u8) -> char {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filesystem_paths_map_back_to_context_paths() {
+        let raw = PathBuf::from(OsString::from_vec(b"dir/caf\xe9/x".to_vec()));
+        let text = context_path(&raw).unwrap();
+        assert_eq!(fs_path(&text), raw);
+        assert_eq!(context_path(Path::new("")).as_deref(), Some(""));
+        assert_eq!(context_path(Path::new("../x")), None);
+        assert_eq!(context_path(Path::new("/x")), None);
+    }
 
     #[test]
     fn names_round_trip_whatever_their_bytes() {

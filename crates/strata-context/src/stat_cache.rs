@@ -121,6 +121,12 @@ impl StatCache {
         self.entries.is_empty()
     }
 
+    /// The content digest of a walked regular file, if it was hashed with the stat the walk
+    /// saw (e.g. by a [`crate::ContextHasher`] earlier in the same build).
+    pub fn digest_of(&self, entry: &Entry) -> Option<&Digest> {
+        self.lookup(&entry.path, StatKey::of(entry))
+    }
+
     /// The cached content digest of `path`, if its stat is unchanged.
     pub(crate) fn lookup(&self, path: &str, key: StatKey) -> Option<&Digest> {
         self.entries

@@ -280,8 +280,15 @@ fn keep_needed(all: Vec<Found>) -> Vec<Entry> {
 }
 
 /// Path order of the index: component by component, so a directory's subtree follows it directly.
+/// Byte order with `/` below every other byte (names hold no NUL), which is exactly the
+/// component order, without splitting: this runs for every pair the sort compares.
 fn compare_paths(a: &str, b: &str) -> Ordering {
-    a.split('/').cmp(b.split('/'))
+    let key = |c: u8| if c == b'/' { 0 } else { c };
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    match a.iter().zip(b).position(|(x, y)| x != y) {
+        Some(i) => key(a[i]).cmp(&key(b[i])),
+        None => a.len().cmp(&b.len()),
+    }
 }
 
 impl ContextIndex {
@@ -372,8 +379,11 @@ impl ContextIndex {
         for pattern in patterns {
             selected.extend(self.select(pattern)?);
         }
-        selected.sort_unstable_by(|a, b| compare_paths(&a.path, &b.path));
-        selected.dedup_by(|a, b| a.path == b.path);
+        // One pattern's selection is already in index order.
+        if patterns.len() > 1 {
+            selected.sort_unstable_by(|a, b| compare_paths(&a.path, &b.path));
+            selected.dedup_by(|a, b| a.path == b.path);
+        }
         Ok(selected)
     }
 }
@@ -414,6 +424,23 @@ mod tests {
         "empty/",
         "a.b/c",
     ];
+
+    #[test]
+    fn path_order_is_component_order() {
+        let names = [
+            "", "a", "a/b", "a.b", "a/b/c", "ab", "a-", "a/", "a//b", "b", "a/b.c", "a/bc", "é",
+            "a/é", "z/a", "a\u{1}",
+        ];
+        for x in names {
+            for y in names {
+                assert_eq!(
+                    compare_paths(x, y),
+                    x.split('/').cmp(y.split('/')),
+                    "{x:?} vs {y:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn walk_applies_ignore_and_sorts_by_component() {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// Parses a Go duration string. Negative durations are rejected (no Dockerfile flag allows them).
-pub(crate) fn parse_go_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
     let invalid = || format!("time: invalid duration {s:?}");
     let body = s.strip_prefix('+').unwrap_or(s);
     if let Some(negative) = body.strip_prefix('-') {

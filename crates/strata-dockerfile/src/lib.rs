@@ -33,6 +33,7 @@ mod words;
 pub use ast::{
     Args, Directive, Directives, Dockerfile, Flag, Heredoc, Instruction, Kind, ParseWarning, Span,
 };
+pub use duration::parse_go_duration;
 pub use error::ParseError;
 pub use instruction::{
     ArgDef, Command, Copy, From, Healthcheck, Network, Run, Security, Source, TypedInstruction,

@@ -846,3 +846,150 @@ fn plain_progress_names_steps_as_buildkit() {
     assert!(text.contains("#11 [11/11] RUN true 9\n"), "{text}");
     assert!(!text.contains("ENV") && !text.contains("USER"), "{text}");
 }
+
+/// Issue 12: a one-file change of a `COPY .` links the unchanged files from the step's
+/// previous layer. The result must equal a `--no-cache` build, and writes over a linked file
+/// (a later RUN, a container) must never reach the earlier image.
+#[test]
+fn one_changed_file_rebuilds_as_no_cache_and_leaves_the_old_image_alone() {
+    let env = Env::new();
+    env.import_busybox();
+    let mut files: Vec<(String, String)> = (0..40)
+        .map(|i| (format!("d{}/f{i}.txt", i % 4), format!("file {i}\n")))
+        .collect();
+    files.push(("keep".into(), "original\n".into()));
+    files.push(("flag".into(), "0\n".into()));
+    files.push((
+        "Dockerfile".into(),
+        "FROM busybox:local\nCOPY . /src\n\
+         RUN if grep -q 1 /src/flag; then echo changed >> /src/keep; chmod 600 /src/keep; fi\n"
+            .into(),
+    ));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let dir = context(&env, &refs);
+    let ctx = dir.to_str().unwrap();
+    let sde = ["--build-arg", "SOURCE_DATE_EPOCH=1700000000"];
+    let build_as = |tag: &str, extra: &[&str]| {
+        let mut args = vec!["build", "-q", "-t", tag];
+        args.extend_from_slice(&sde);
+        args.extend_from_slice(extra);
+        args.push(ctx);
+        env.ok(&args).trim().to_string()
+    };
+    let v1 = build_as("app:1", &[]);
+    let v1_layers = common::saved_layers(&env, "app:1");
+    let show = "cat /src/keep; stat -c %a /src/keep; cat /src/d1/f1.txt";
+    let v1_view = env.ok(&["run", "--rm", "app:1", "sh", "-c", show]);
+    assert_eq!(v1_view, "original\n644\nfile 1\n");
+
+    std::fs::write(dir.join("flag"), "1\n").unwrap();
+    let v2 = build_as("app:2", &[]);
+    assert_ne!(v2, v1);
+    let v3 = build_as("app:3", &["--no-cache"]);
+    assert_eq!(v2, v3, "the rebuilt image equals a --no-cache build");
+    assert_eq!(
+        env.ok(&["run", "--rm", "app:2", "sh", "-c", show]),
+        "original\nchanged\n600\nfile 1\n"
+    );
+    // A container of the new image writes over files it shares with the old one.
+    env.ok(&[
+        "run",
+        "--rm",
+        "app:2",
+        "sh",
+        "-c",
+        "echo more >> /src/d1/f1.txt; chmod 700 /src/d1/f1.txt; rm /src/keep",
+    ]);
+
+    // The old image: same layers, and its snapshots still hold the old files.
+    assert_eq!(inspect(&env, "app:1")["Id"], v1);
+    assert_eq!(common::saved_layers(&env, "app:1"), v1_layers);
+    assert_eq!(env.ok(&["run", "--rm", "app:1", "sh", "-c", show]), v1_view);
+    assert_eq!(
+        env.ok(&["run", "--rm", "app:2", "sh", "-c", show]),
+        "original\nchanged\n600\nfile 1\n"
+    );
+    env.ok(&["system", "check"]);
+}
+
+/// Issue 12: a COPY and the context read report files and bytes done (every report here:
+/// the interval is 0; users get one a second after the first second).
+#[test]
+fn copy_and_context_progress_count_files_and_bytes() {
+    let env = Env::new();
+    env.import_busybox();
+    let dir = context(
+        &env,
+        &[
+            ("Dockerfile", "FROM busybox:local\nCOPY . /src\n"),
+            ("a", "aaaa"),
+            ("d/b", "bb"),
+        ],
+    );
+    let progress = |mode: &str| {
+        let out = env
+            .cmd(&["build", "--progress", mode, dir.to_str().unwrap()])
+            .env("STRATA_BUILD_PROGRESS_INTERVAL_MS", "0")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stderr
+    };
+    let last = |events: &[serde_json::Value], kind: &str| {
+        let all: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == kind).collect();
+        assert!(all.len() >= 2, "{kind}: {events:?}");
+        assert!(all[..all.len() - 1].iter().all(|e| e["done"] == false));
+        all[all.len() - 1].clone()
+    };
+    let first = events(&progress("json"));
+    let read = last(&first, "context_progress");
+    assert_eq!(
+        (read["files"].as_u64(), read["done"].as_bool()),
+        (Some(3), Some(true))
+    );
+    let df = "FROM busybox:local\nCOPY . /src\n".len() as u64;
+    assert_eq!(read["bytes"].as_u64(), Some(df + 4 + 2));
+    let copy = last(&first, "step_progress");
+    assert_eq!(copy["step"], 0);
+    assert_eq!(
+        (
+            copy["files"].as_u64(),
+            copy["bytes"].as_u64(),
+            copy["linked"].as_u64()
+        ),
+        (Some(3), Some(df + 4 + 2), Some(0))
+    );
+
+    // One changed file: one file read, the other two linked from the previous build.
+    std::fs::write(dir.join("a"), "AAAAA").unwrap();
+    let second = events(&progress("json"));
+    let read = last(&second, "context_progress");
+    assert_eq!(
+        (read["files"].as_u64(), read["bytes"].as_u64()),
+        (Some(1), Some(5))
+    );
+    let copy = last(&second, "step_progress");
+    assert_eq!(
+        (copy["files"].as_u64(), copy["linked"].as_u64()),
+        (Some(3), Some(2))
+    );
+
+    std::fs::write(dir.join("a"), "again").unwrap();
+    let plain = String::from_utf8_lossy(&progress("plain")).into_owned();
+    assert!(
+        plain.contains("#0 transferring context: 1 file, 5B done\n"),
+        "{plain}"
+    );
+    let copied = format!(
+        "#2 copying: 3 files, {}B (2 linked from the previous build) done\n",
+        df + 5 + 2
+    );
+    assert!(plain.contains(&copied), "{plain}");
+}

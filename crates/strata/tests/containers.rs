@@ -717,3 +717,122 @@ fn stop_kill_and_rm_of_many_containers_answer_in_the_order_given() {
     assert_eq!(env.ok(&rm).lines().count(), names.len());
     assert!(env.ok(&["ps", "-a", "-q"]).trim().is_empty());
 }
+
+/// Polls `inspect` until the container's health status is `want` (or the deadline passes).
+fn wait_for_health(env: &Env, name: &str, want: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = inspect(env, name);
+        if v["State"]["Health"]["Status"] == want || Instant::now() > deadline {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn healthchecks_run_in_the_container_and_show_in_ps_and_inspect() {
+    let env = Env::new();
+    env.import_busybox();
+    // The image's HEALTHCHECK runs: healthy once the file it checks exists.
+    let dir = common::context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM busybox:local\n\
+             HEALTHCHECK --interval=200ms --timeout=2s --retries=2 CMD test -f /tmp/ready && echo ok\n\
+             CMD [\"sh\", \"-c\", \"sleep 1; touch /tmp/ready; sleep 300\"]\n",
+        )],
+    );
+    common::build(&env, &dir, "health:img");
+    env.ok(&["run", "-d", "--name", "h1", "health:img"]);
+    let v = inspect(&env, "h1");
+    assert_eq!(v["State"]["Health"]["Status"], "starting", "{v}");
+    assert!(env.ok(&["ps"]).contains("(health: starting)"));
+    let v = wait_for_health(&env, "h1", "healthy");
+    assert_eq!(v["State"]["Health"]["Status"], "healthy", "{v}");
+    let log = v["State"]["Health"]["Log"].as_array().unwrap();
+    let last = log.last().unwrap();
+    assert_eq!(
+        (last["ExitCode"].as_i64(), last["Output"].as_str()),
+        (Some(0), Some("ok\n"))
+    );
+    assert!(log.len() <= 5);
+    assert!(env.ok(&["ps"]).contains("(healthy)"));
+    assert_eq!(v["Config"]["Healthcheck"]["Test"][0], "CMD-SHELL", "{v}");
+
+    // A failing --health-cmd makes it unhealthy after --health-retries failures.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "h2",
+        "--health-cmd",
+        "echo no; exit 3",
+        "--health-interval",
+        "100ms",
+        "--health-retries",
+        "2",
+        "busybox:local",
+        "sleep",
+        "300",
+    ]);
+    let v = wait_for_health(&env, "h2", "unhealthy");
+    assert_eq!(v["State"]["Health"]["Status"], "unhealthy", "{v}");
+    assert!(
+        v["State"]["Health"]["FailingStreak"].as_i64().unwrap() >= 2,
+        "{v}"
+    );
+    assert!(env.ok(&["ps"]).contains("(unhealthy)"));
+
+    // A check that outlives its timeout fails with Docker's message.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "h3",
+        "--health-cmd",
+        "sleep 5",
+        "--health-interval",
+        "100ms",
+        "--health-timeout",
+        "200ms",
+        "--health-retries",
+        "1",
+        "busybox:local",
+        "sleep",
+        "300",
+    ]);
+    let v = wait_for_health(&env, "h3", "unhealthy");
+    let output = v["State"]["Health"]["Log"][0]["Output"]
+        .as_str()
+        .unwrap_or("");
+    assert!(output.contains("exceeded timeout"), "{v}");
+
+    // --no-healthcheck turns the image's off; with --health-cmd it is refused up front.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "h4",
+        "--no-healthcheck",
+        "health:img",
+    ]);
+    assert!(inspect(&env, "h4")["State"].get("Health").is_none());
+    let err = env.fails(&[
+        "create",
+        "--no-healthcheck",
+        "--health-cmd",
+        "true",
+        "busybox:local",
+    ]);
+    assert!(err.contains("--no-healthcheck"), "{err}");
+    let err = env.fails(&["create", "--health-interval", "soon", "busybox:local"]);
+    assert!(err.contains("--health-interval"), "{err}");
+
+    // A stopped container keeps its last health; a restart starts over.
+    env.ok(&["kill", "h1"]);
+    env.ok(&["wait", "h1"]);
+    assert!(!env.ok(&["ps", "-a"]).contains("(health: starting)"));
+    env.ok(&["rm", "-f", "h1", "h2", "h3", "h4"]);
+}

@@ -153,3 +153,84 @@ fn strata_import_matches_docker_import_layer_and_runs_in_docker() {
     );
     sh(&format!("{DOCKER} rmi strata-import:1 >/dev/null"));
 }
+
+#[test]
+fn strata_push_then_docker_and_podman_pull_and_run_the_same_image_id() {
+    if !enabled() {
+        return;
+    }
+    let reg = common::distribution::Registry::start(common::distribution::Auth::None);
+    let env = Env::new();
+    env.import_busybox();
+    let ctx = common::context(
+        &env,
+        &[(
+            "Dockerfile",
+            // Random bytes too: gzip stores the blocks that do not compress.
+            "FROM busybox:local\nRUN echo from-strata > /origin && head -c 3000000 /dev/urandom > /noise\nCMD [\"cat\", \"/origin\"]\n",
+        )],
+    );
+    let id = common::build(&env, &ctx, "diff-push:1");
+    for (compression, tag) in [("gzip", "gz"), ("zstd", "zst")] {
+        let name = format!("{}/diff/push:{tag}", reg.host());
+        env.ok(&["tag", "diff-push:1", &name]);
+        env.ok(&["push", "--compression", compression, &name]);
+        // podman reads both; Docker 20.10 only gzip.
+        sh(&format!("podman rmi -f {name} >/dev/null 2>&1 || true"));
+        sh(&format!("podman pull -q --tls-verify=false {name}"));
+        assert_eq!(
+            format!(
+                "sha256:{}",
+                sh(&format!("podman image inspect -f '{{{{.Id}}}}' {name}"))
+            ),
+            id
+        );
+        assert_eq!(
+            sh(&format!(
+                // Podman's default rlimits are refused to this machine's root (see bench/run).
+                "podman --runtime runc --cgroup-manager cgroupfs run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 {name}"
+            )),
+            "from-strata"
+        );
+        sh(&format!("podman rmi -f {name} >/dev/null 2>&1 || true"));
+        if compression == "gzip" {
+            sh(&format!("{DOCKER} rmi -f {name} >/dev/null 2>&1 || true"));
+            sh(&format!("{DOCKER} pull -q {name}"));
+            assert_eq!(
+                sh(&format!("{DOCKER} image inspect -f '{{{{.Id}}}}' {name}")),
+                id
+            );
+            assert_eq!(sh(&format!("{DOCKER} run --rm {name}")), "from-strata");
+            sh(&format!("{DOCKER} rmi -f {name} >/dev/null 2>&1 || true"));
+        }
+    }
+}
+
+#[test]
+fn docker_push_then_strata_pull_keeps_the_image_id() {
+    if !enabled() {
+        return;
+    }
+    let reg = common::distribution::Registry::start(common::distribution::Auth::None);
+    let env = Env::new();
+    let name = format!("{}/diff/from-docker:1", reg.host());
+    let docker_id = sh(&format!(
+        "{DOCKER} image inspect -f '{{{{.Id}}}}' busybox:local"
+    ));
+    sh(&format!("{DOCKER} tag busybox:local {name}"));
+    sh(&format!("{DOCKER} push {name} >/dev/null"));
+    sh(&format!("{DOCKER} rmi {name} >/dev/null"));
+    env.ok(&["pull", &name]);
+    assert_eq!(inspect(&env, &name)["Id"], docker_id);
+    let digest = sh(&format!(
+        "skopeo inspect --tls-verify=false --format '{{{{.Digest}}}}' docker://{name}"
+    ));
+    assert!(inspect(&env, &name)["RepoDigests"]
+        .to_string()
+        .contains(&digest));
+    assert_eq!(
+        env.ok(&["run", "--rm", "--network", "none", &name, "echo", "works"])
+            .trim(),
+        "works"
+    );
+}

@@ -1,10 +1,11 @@
 //! Fault injection: a full disk, killed processes, hostile sizes. Whatever happens, the store
-//! stays usable and nothing is left half-done. Root only (tmpfs and overlay mounts).
+//! stays usable and nothing is left half-done, and a killed build leaves no mount or process.
+//! Root only (tmpfs and overlay mounts).
 
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Env;
@@ -376,4 +377,138 @@ fn a_load_failing_on_a_corrupt_middle_layer_records_no_snapshot_above_it() {
             "{driver}"
         );
     }
+}
+
+// A build killed during RUN (issue 13 item 1).
+
+/// Mount points under `root` in this process's mount namespace (the host's).
+fn mounts_under(root: &Path) -> Vec<String> {
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let prefix = format!("{}/", root.display());
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.split(' ').nth(1))
+        .filter(|point| point.starts_with(&prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Pids of processes whose command line mentions `text` (pasta names its pid file in the root).
+fn pids_mentioning(text: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(text))
+        })
+        .collect()
+}
+
+/// Pids of processes whose command line is exactly `argv`.
+fn pids_running(argv: &[&str]) -> Vec<i32> {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+        .collect()
+}
+
+/// Lazily unmounts whatever is left under a root, so a failing test leaks nothing.
+struct UnmountLeftovers(std::path::PathBuf);
+
+impl Drop for UnmountLeftovers {
+    fn drop(&mut self) {
+        for point in mounts_under(&self.0).iter().rev() {
+            let _ = std::process::Command::new("umount")
+                .args(["-l", point])
+                .status();
+        }
+    }
+}
+
+#[test]
+fn a_build_killed_during_run_leaves_no_mount_behind() {
+    let env = Env::new();
+    let _cleanup = UnmountLeftovers(env.root());
+    env.import_busybox();
+    for (round, signal) in [libc::SIGKILL, libc::SIGINT, libc::SIGTERM]
+        .into_iter()
+        .enumerate()
+    {
+        // A distinct sleep per round, so its process names this round's RUN step.
+        let seconds = format!("{}", 4242 + round);
+        let dockerfile = format!("FROM busybox:local\nRUN echo {round} && sleep {seconds}\n");
+        let dir = common::context(&env, &[("Dockerfile", dockerfile.as_str())]);
+        let mut build = env
+            .cmd(&["build", "-q", "-t", "killed:1", dir.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until("the RUN step", Duration::from_secs(30), || {
+            !pids_running(&["sleep", &seconds]).is_empty()
+        });
+        // SAFETY: kill(2) of a process this test started.
+        unsafe { libc::kill(build.id() as i32, signal) };
+        build.wait().unwrap();
+        // The step's container goes with its build.
+        wait_until("the RUN step to end", Duration::from_secs(30), || {
+            pids_running(&["sleep", &seconds]).is_empty()
+        });
+        assert_eq!(
+            mounts_under(&env.root()),
+            Vec::<String>::new(),
+            "signal {signal} left mounts"
+        );
+        // Nor a process: the step's network (pasta) goes with the build.
+        let root = env.root().to_string_lossy().into_owned();
+        wait_until(
+            "the build's processes to end",
+            Duration::from_secs(10),
+            || pids_mentioning(&root).is_empty(),
+        );
+    }
+    // The next build works and cleans the killed builds' areas; the root can be removed.
+    let dir = common::context(
+        &env,
+        &[("Dockerfile", "FROM busybox:local\nRUN echo ok >/ok\n")],
+    );
+    env.ok(&["build", "-q", "-t", "after:1", dir.to_str().unwrap()]);
+    let leftovers: Vec<_> = std::fs::read_dir(env.root().join("build-tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(leftovers.is_empty(), "stale build areas: {leftovers:?}");
+    env.ok(&["system", "check"]);
+    std::fs::remove_dir_all(env.root()).expect("rm -rf of the store root");
+}
+
+#[test]
+fn system_check_reports_a_mount_left_under_the_root() {
+    let env = Env::new();
+    env.import_busybox();
+    let point = env.root().join("build-tmp/build-1-0/run-1-0/rootfs");
+    std::fs::create_dir_all(&point).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "leftover", point.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    let out = env.run(&["system", "check"]);
+    let _ = std::process::Command::new("umount").arg(&point).status();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("mount") && stdout.contains(point.to_str().unwrap()),
+        "{stdout}"
+    );
 }

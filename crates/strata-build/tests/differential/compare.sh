@@ -9,6 +9,9 @@
 # STRATA_STORAGE_DRIVER=vfs compares strata's vfs driver instead of overlay.
 # Known difference (run-whiteouts): Docker 20.10's layer writer gives a second whiteout entry
 # the first one's name as linkname (a regular-file header); strata writes none. Same files.
+# Security-relevant cases: run-bind-symlinks (bind sources that are links resolve inside the
+# context or stage, `rw` writes are discarded), run-network (RUN steps cannot reach the host's
+# loopback services: the reference registry on 127.0.0.1:5000 must be up).
 # Usage: compare.sh [case...]   (default: every case). Exit 1 if any case differs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
