@@ -54,6 +54,17 @@ pub(crate) enum Command {
     Save(SaveArgs),
     /// Load an image from a tar archive or STDIN
     Load(LoadArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Log in to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
+    /// Inspect manifests and manifest lists in a registry
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
@@ -125,8 +136,25 @@ pub(crate) enum Command {
 
 #[derive(Subcommand)]
 pub(crate) enum BuilderCommand {
-    /// Remove build cache: step images no tagged image descends from (all entries with -a)
-    Prune(PruneArgs),
+    /// Remove build cache: step images no tagged image descends from (all entries with -a),
+    /// or only the least recently used down to --keep-storage / those unused for --filter until=
+    Prune(BuilderPruneArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct BuilderPruneArgs {
+    /// Remove all unused build cache, not just dangling ones
+    #[arg(short, long)]
+    pub(crate) all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub(crate) force: bool,
+    /// Amount of disk space to keep for cache (e.g. 512mb, 10GB), least recently used removed first
+    #[arg(long = "keep-storage", value_name = "SIZE")]
+    pub(crate) keep_storage: Option<String>,
+    /// Provide filter values (until=DURATION: only cache unused for that long, e.g. until=24h)
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub(crate) filters: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -220,6 +248,93 @@ pub(crate) enum ImageCommand {
     Tag(TagArgs),
     /// Remove unused images
     Prune(PruneArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ManifestCommand {
+    /// Display an image manifest or manifest list as the registry serves it
+    Inspect(ManifestInspectArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct PullArgs {
+    /// NAME[:TAG|@DIGEST]
+    pub(crate) name: String,
+    /// Download all tagged images in the repository
+    #[arg(short = 'a', long = "all-tags")]
+    pub(crate) all_tags: bool,
+    /// Set platform if the image is multi-platform (os/arch[/variant])
+    #[arg(long)]
+    pub(crate) platform: Option<String>,
+    /// Suppress verbose output
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum PushCompression {
+    Gzip,
+    Zstd,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum ManifestFormat {
+    /// Docker image manifest v2, schema 2 (what docker pull expects)
+    Docker,
+    /// OCI image manifest
+    Oci,
+}
+
+#[derive(Args)]
+pub(crate) struct PushArgs {
+    /// NAME[:TAG]
+    pub(crate) name: String,
+    /// Push all tagged images in the repository
+    #[arg(short = 'a', long = "all-tags")]
+    pub(crate) all_tags: bool,
+    /// Suppress verbose output
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+    /// Compression of layers stored uncompressed (built, committed, loaded from docker save)
+    #[arg(long, value_enum, default_value_t = PushCompression::Gzip)]
+    pub(crate) compression: PushCompression,
+    /// Compression level (gzip 1-9, default 6; zstd 1-19, default 3)
+    #[arg(long = "compression-level")]
+    pub(crate) compression_level: Option<i32>,
+    /// Manifest format (default: a pulled image's own, else docker; zstd layers need oci)
+    #[arg(long, value_enum)]
+    pub(crate) format: Option<ManifestFormat>,
+}
+
+#[derive(Args)]
+pub(crate) struct LoginArgs {
+    /// Registry (default: Docker Hub)
+    pub(crate) server: Option<String>,
+    /// Username
+    #[arg(short, long)]
+    pub(crate) username: Option<String>,
+    /// Password
+    #[arg(short, long)]
+    pub(crate) password: Option<String>,
+    /// Take the password from stdin
+    #[arg(long = "password-stdin")]
+    pub(crate) password_stdin: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct LogoutArgs {
+    /// Registry (default: Docker Hub)
+    pub(crate) server: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct ManifestInspectArgs {
+    /// NAME[:TAG|@DIGEST]
+    pub(crate) name: String,
 }
 
 #[derive(Subcommand)]
@@ -230,7 +345,8 @@ pub(crate) enum SystemCommand {
     Check,
     /// Remove unused data: dangling images (all unused with -a) and unreferenced blobs and snapshots
     Prune(PruneArgs),
-    /// Show or change store-wide settings (log-max-size, log-max-file: new containers' log rotation)
+    /// Show or change store-wide settings (log-max-size, log-max-file: new containers' log
+    /// rotation; build-cache-max: the build cache budget a build enforces when it ends)
     Config(ConfigArgs),
 }
 
@@ -238,7 +354,7 @@ pub(crate) enum SystemCommand {
 pub(crate) struct ConfigArgs {
     /// The setting to show or change; all settings when omitted
     pub(crate) key: Option<String>,
-    /// The new value (e.g. 50m for log-max-size, 3 for log-max-file)
+    /// The new value (e.g. 50m for log-max-size, 3 for log-max-file, 10GB for build-cache-max)
     pub(crate) value: Option<String>,
     /// Remove the setting (back to the default)
     #[arg(long, conflicts_with = "value")]
@@ -434,7 +550,7 @@ pub(crate) enum Progress {
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub(crate) enum BuildNetwork {
-    /// The host's network (what builds get by default)
+    /// A private network with outbound access and no way to the host's loopback
     Default,
     Host,
     /// Loopback only
@@ -491,4 +607,18 @@ pub(crate) struct BuildArgs {
     /// Say why each step that misses the cache missed
     #[arg(long = "explain-cache")]
     pub(crate) explain_cache: bool,
+    /// Always check the registry for newer images (--pull), or --pull=missing|always|never
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "always", default_value = "missing")]
+    pub(crate) pull: String,
+    /// When a RUN step fails, open a shell in its container (needs a terminal on STDIN)
+    #[arg(long = "debug-on-fail")]
+    pub(crate) debug_on_fail: bool,
+    /// The shell --debug-on-fail runs (words split at spaces)
+    #[arg(
+        long = "debug-shell",
+        value_name = "CMD",
+        default_value = "sh",
+        requires = "debug_on_fail"
+    )]
+    pub(crate) debug_shell: String,
 }

@@ -58,15 +58,54 @@ pub(crate) struct ContainerOptions {
     /// Number of CPUs
     #[arg(long)]
     pub(crate) cpus: Option<f64>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub(crate) memory_swap: Option<String>,
     /// Tune container pids limit (-1 for unlimited)
-    #[arg(long = "pids-limit")]
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pub(crate) pids_limit: Option<i64>,
+    /// Give extended privileges to this container (all capabilities and devices, no seccomp)
+    #[arg(long)]
+    pub(crate) privileged: bool,
+    /// Add Linux capabilities (e.g. NET_ADMIN, or ALL)
+    #[arg(long = "cap-add")]
+    pub(crate) cap_add: Vec<String>,
+    /// Drop Linux capabilities (e.g. CHOWN, or ALL)
+    #[arg(long = "cap-drop")]
+    pub(crate) cap_drop: Vec<String>,
+    /// Security options: seccomp=unconfined|PROFILE.json, no-new-privileges[=true|false]
+    #[arg(long = "security-opt")]
+    pub(crate) security_opt: Vec<String>,
+    /// Add a host device to the container (HOST[:CONTAINER][:rwm])
+    #[arg(long)]
+    pub(crate) device: Vec<String>,
+    /// Add additional groups to join (names from the image's /etc/group, or gids)
+    #[arg(long = "group-add")]
+    pub(crate) group_add: Vec<String>,
     /// Run an init inside the container that forwards signals and reaps processes
     #[arg(long)]
     pub(crate) init: bool,
     /// Logging driver: json-file (default) or none
     #[arg(long = "log-driver")]
     pub(crate) log_driver: Option<String>,
+    /// Command to run to check health (run with /bin/sh -c in the container)
+    #[arg(long = "health-cmd")]
+    pub(crate) health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h), e.g. 30s
+    #[arg(long = "health-interval")]
+    pub(crate) health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h)
+    #[arg(long = "health-timeout")]
+    pub(crate) health_timeout: Option<String>,
+    /// Start period for the container to initialize before failures count (ms|s|m|h)
+    #[arg(long = "health-start-period")]
+    pub(crate) health_start_period: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long = "health-retries")]
+    pub(crate) health_retries: Option<u32>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub(crate) no_healthcheck: bool,
     /// Log driver options: max-size=SIZE (e.g. 10m, -1 for no limit), max-file=N
     #[arg(long = "log-opt")]
     pub(crate) log_opt: Vec<String>,
@@ -85,6 +124,12 @@ pub(crate) struct ContainerOptions {
     /// Set platform (only the host's is accepted)
     #[arg(long)]
     pub(crate) platform: Option<String>,
+    /// Pull image before running: missing, always or never
+    #[arg(long, default_value = "missing")]
+    pub(crate) pull: String,
+    /// Suppress the pull output
+    #[arg(short = 'q', long)]
+    pub(crate) quiet: bool,
     /// Print usage
     #[arg(long, action = ArgAction::Help)]
     pub(crate) help: Option<bool>,

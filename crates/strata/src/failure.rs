@@ -105,7 +105,9 @@ failure_from!(
     strata_store::StoreError,
     strata_oci::ReferenceError,
     strata_container::ContainerError,
-    strata_runtime::RuntimeError
+    strata_runtime::RuntimeError,
+    strata_distribution::DistributionError,
+    strata_oci::Error
 );
 
 failure_from!(std::io::Error);

@@ -17,6 +17,16 @@ fn main() -> ExitCode {
     if let Some(request) = strata_container::MonitorRequest::from_env() {
         return run_monitor(request);
     }
+    // A container's health checker, started by its monitor.
+    if let Some(request) = strata_container::HealthRequest::from_env() {
+        return match request.and_then(|r| strata_container::run_health_checker(&r)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                failure::Failure::new(failure::chain(&e)).print();
+                ExitCode::FAILURE
+            }
+        };
+    }
     // A RUN step's container: this process was re-executed as the runtime's single-threaded
     // helper (see strata-runtime), not by a user.
     match strata_runtime::helper_spec_from_env() {

@@ -4,13 +4,19 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
+use std::os::fd::AsFd;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use strata_build::{BuildError, BuildOptions, Builder, Reporter, RunNetwork, RuntimeExecutor};
+use strata_build::{
+    BuildError, BuildOptions, Builder, DebugOnFail, Reporter, RunNetwork, RuntimeExecutor,
+};
+use strata_image::{ImageSource, LocalImages, PullPolicy, RegistryImages};
 use strata_oci::{Platform, Reference};
 
 use super::build_io::{BuildContext, Export};
 use super::build_progress::{note, Json, Plain, Tty};
+use super::transfer_view::{Stream, TransferView};
 use crate::cli::{BuildArgs, BuildNetwork, GlobalOptions, LintArgs, LintFormat, Progress};
 use crate::failure::{Context, Failure};
 use crate::render::out;
@@ -33,6 +39,11 @@ pub(crate) fn run(g: &GlobalOptions, a: BuildArgs) -> Result<ExitCode, Failure> 
             failure_threshold: "error".to_string(),
         });
     }
+    // Before any thread starts (threads inherit it): every mount of the build (RUN rootfs,
+    // `--mount=from=`, `COPY --from` views) goes into a namespace that dies with the build,
+    // so a killed build leaves none behind.
+    strata_store::enter_private_mount_namespace()
+        .context("isolating the build's mounts from the host")?;
     check_platform(a.platform.as_deref())?;
     for tag in &a.tags {
         Reference::parse(tag)?;
@@ -67,19 +78,68 @@ pub(crate) fn run(g: &GlobalOptions, a: BuildArgs) -> Result<ExitCode, Failure> 
         labels: key_values(&a.labels, false),
         network: match a.network {
             BuildNetwork::None => RunNetwork::None,
-            BuildNetwork::Host | BuildNetwork::Default => RunNetwork::Host,
+            BuildNetwork::Host => RunNetwork::Host,
+            BuildNetwork::Default => RunNetwork::Default,
         },
         explain_cache: a.explain_cache,
+        debug_on_fail: debug_on_fail(&a, from_stdin)?,
+        // Tests ask for every report (0); users get one a second.
+        progress_interval: std::env::var("STRATA_BUILD_PROGRESS_INTERVAL_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(std::time::Duration::from_millis),
     };
+    let policy = pull_policy(&a.pull)?;
+    let debug_unavailable = a.debug_on_fail && opts.debug_on_fail.is_none();
     let store = super::open_store(g)?;
     let program = std::env::current_exe().context("finding the strata binary for RUN steps")?;
     let executor = RuntimeExecutor::new(program);
     let view = ProgressView::new(if a.quiet { Progress::Quiet } else { a.progress });
+    let client = match policy {
+        PullPolicy::Never => None,
+        _ => Some(super::registry_client()?),
+    };
+    // Pulls report plain lines on stderr, except where that would break the chosen output.
+    let quiet_pulls = a.quiet || matches!(a.progress, Progress::Json | Progress::Quiet);
+    let pull_view = TransferView::new(Stream::Stderr, quiet_pulls);
+    let registry_images;
+    let images: &dyn ImageSource = match &client {
+        None => &LocalImages,
+        Some(client) => {
+            registry_images = RegistryImages {
+                client,
+                policy,
+                platform: None,
+                reporter: &pull_view,
+            };
+            &registry_images
+        }
+    };
     let result = Builder::new(&store)
         .with_reporter(view.reporter())
         .with_run_executor(&executor)
+        .with_image_source(images)
         .build(&ctx.dockerfile, &ctx.dir, &opts);
     view.finish();
+    if debug_unavailable && matches!(&result, Err(e) if is_failed_run(e)) {
+        note(NO_TERMINAL_NOTE);
+    }
+    // The budget holds after every build, failed ones too (they leave cache as well); not
+    // meeting it fails nothing.
+    let shown = matches!(view, ProgressView::Plain(_) | ProgressView::Tty(_));
+    match super::prune::enforce_cache_budget(&store, result.as_ref().ok().map(|o| &o.image_id)) {
+        Ok(Some(report)) if shown => note(&format!(
+            "build cache over its budget: {} entries and {} step images removed, {} freed",
+            report.entries,
+            report.images.len(),
+            crate::render::human::size(report.reclaimed)
+        )),
+        Ok(_) => {}
+        Err(e) => note(&format!(
+            "warning: build cache budget not enforced: {}",
+            e.message
+        )),
+    }
     let output = result.map_err(build_failure)?;
     for export in &exports {
         export.write(&store, output.image_id.as_str(), &a.tags)?;
@@ -102,15 +162,57 @@ pub(crate) fn run(g: &GlobalOptions, a: BuildArgs) -> Result<ExitCode, Failure> 
     Ok(ExitCode::SUCCESS)
 }
 
-fn check_platform(platform: Option<&str>) -> Result<(), Failure> {
-    let host = Platform::host();
-    match platform {
-        Some(p) if p != format!("{}/{}", host.os, host.architecture) => Err(Failure::new(format!(
-            "cannot build for platform {p}: this machine builds {}/{} only",
-            host.os, host.architecture
-        ))),
-        _ => Ok(()),
+/// What `--debug-on-fail` says when it cannot open a shell.
+const NO_TERMINAL_NOTE: &str = "--debug-on-fail: no shell opened, standard input is not a \
+     terminal: run the same command from an interactive terminal (with the context not on \
+     standard input) to get a shell in the failed step's container";
+
+/// `--debug-on-fail` with a terminal on stdin: the shell reads stdin and writes to stdout,
+/// or to stderr when stdout is not a terminal (`-o -`, a pipe). `None` without a terminal
+/// (the failure then says how to get one).
+fn debug_on_fail(a: &BuildArgs, from_stdin: bool) -> Result<Option<Arc<DebugOnFail>>, Failure> {
+    let command: Vec<String> = a.debug_shell.split_whitespace().map(String::from).collect();
+    if command.is_empty() {
+        return Err(Failure::new(
+            "--debug-shell needs a command, e.g. --debug-shell sh",
+        ));
     }
+    let stdin = std::io::stdin();
+    if !a.debug_on_fail || from_stdin || !stdin.is_terminal() {
+        return Ok(None);
+    }
+    let input = stdin
+        .as_fd()
+        .try_clone_to_owned()
+        .context("duplicating standard input for --debug-on-fail")?;
+    let output = if std::io::stdout().is_terminal() {
+        std::io::stdout().as_fd().try_clone_to_owned()
+    } else {
+        std::io::stderr().as_fd().try_clone_to_owned()
+    }
+    .context("duplicating the terminal for --debug-on-fail")?;
+    Ok(Some(Arc::new(DebugOnFail::new(command, input, output))))
+}
+
+/// A RUN that ran and exited non-zero (what `--debug-on-fail` is for).
+fn is_failed_run(e: &BuildError) -> bool {
+    matches!(e, BuildError::StepFailed { source, .. } if matches!(**source, BuildError::RunExit { .. }))
+}
+
+/// `--pull` (always), `--pull=true|false` (Docker's boolean) or a policy name.
+fn pull_policy(value: &str) -> Result<PullPolicy, Failure> {
+    match value {
+        "true" => Ok(PullPolicy::Always),
+        "false" => Ok(PullPolicy::Missing),
+        other => other.parse().map_err(Failure::new),
+    }
+}
+
+fn check_platform(platform: Option<&str>) -> Result<(), Failure> {
+    if let Some(p) = platform {
+        Platform::host_only(p)?;
+    }
+    Ok(())
 }
 
 /// A failed RUN as one line naming the command and exit code, the last lines of its output,

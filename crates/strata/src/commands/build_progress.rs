@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use strata_build::{CacheKey, MissReason, Reporter, StepFailure, StepLabel};
+use strata_build::{CacheKey, MissReason, Reporter, StepFailure, StepLabel, Transfer};
 use strata_oci::Digest;
 
 /// Lines of a running step's output the terminal view shows.
@@ -21,15 +21,74 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// While a `--debug-on-fail` shell owns the terminal, progress is held here (live frames
+/// are dropped, lines kept) and written when the shell exits: parallel stages keep going.
+static HELD: Mutex<Option<Vec<u8>>> = Mutex::new(None);
+
+/// Writes `bytes` to stderr in one call, or holds them while a debug shell runs.
+fn write_stderr(bytes: &[u8]) {
+    let mut held = lock(&HELD);
+    match held.as_mut() {
+        Some(buf) => buf.extend_from_slice(bytes),
+        None => {
+            let _ = std::io::stderr().lock().write_all(bytes);
+        }
+    }
+}
+
+fn holding() -> bool {
+    lock(&HELD).is_some()
+}
+
+/// The debug shell takes the terminal: hold progress from now on.
+fn hold() {
+    lock(&HELD).get_or_insert_with(Vec::new);
+}
+
+/// The debug shell exited: write what was held, and write directly again.
+fn release() {
+    let mut held = lock(&HELD);
+    if let Some(buf) = held.take() {
+        let _ = std::io::stderr().lock().write_all(&buf);
+    }
+}
+
 /// One line on stderr, outside any live view.
-#[allow(clippy::print_stderr)]
 pub(crate) fn note(text: &str) {
-    eprintln!("{text}");
+    write_stderr(format!("{text}\n").as_bytes());
+}
+
+/// The line shown when `--debug-on-fail` opens its shell.
+fn debug_shell_line(at: &str, exit_code: i32) -> String {
+    format!(
+        "{at} exited with code {exit_code}: opening a debug shell in its container \
+         (changes are discarded; exit the shell to end the build)"
+    )
 }
 
 fn err_line(text: &str) {
     note(text);
 }
+
+/// `1200 files, 18.3MB (1100 linked)`: what a COPY or the context read has done so far.
+fn transfer_text(t: &Transfer) -> String {
+    let mut text = format!(
+        "{} file{}, {}",
+        t.files,
+        if t.files == 1 { "" } else { "s" },
+        crate::render::human::size(t.bytes)
+    );
+    if t.linked > 0 {
+        text.push_str(&format!(" ({} linked from the previous build)", t.linked));
+    }
+    if t.done {
+        text.push_str(" done");
+    }
+    text
+}
+
+/// The key of the context read among the terminal view's running steps (no step has it).
+const CONTEXT: (usize, usize) = (usize::MAX, usize::MAX);
 
 /// Numbers steps in the order they start, as BuildKit's `#N`; a stage's FROM is step `None`.
 /// Metadata steps (no BuildKit label) get no number: the views do not show them, as BuildKit
@@ -131,6 +190,18 @@ impl Reporter for Plain {
         }
     }
 
+    fn step_progress(&self, stage: usize, step: usize, transfer: &Transfer) {
+        let at = self.numbers.name(stage, step);
+        err_line(&format!("{at} copying: {}", transfer_text(transfer)));
+    }
+
+    fn context_progress(&self, transfer: &Transfer) {
+        err_line(&format!(
+            "#0 transferring context: {}",
+            transfer_text(transfer)
+        ));
+    }
+
     fn step_output(&self, stage: usize, step: usize, bytes: &[u8]) {
         let n = self.numbers.of(stage, step);
         let mut partial = lock(&self.partial);
@@ -173,6 +244,19 @@ impl Reporter for Plain {
             self.numbers.name(stage, step)
         ));
     }
+
+    fn debug_shell_started(&self, stage: usize, step: usize, exit_code: i32) {
+        self.flush(stage, step);
+        err_line(&debug_shell_line(
+            &self.numbers.name(stage, step),
+            exit_code,
+        ));
+        hold();
+    }
+
+    fn debug_shell_ended(&self, _stage: usize, _step: usize) {
+        release();
+    }
 }
 
 /// One JSON object per line on stderr.
@@ -186,7 +270,7 @@ impl Json {
         // One write per event, so lines from parallel stages never interleave.
         let mut line = value.to_string();
         line.push('\n');
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        write_stderr(line.as_bytes());
     }
 
     fn step(&self, event: &str, stage: usize, step: usize) -> serde_json::Value {
@@ -246,6 +330,28 @@ impl Reporter for Json {
         self.emit(Json::with(base, json!({ "reasons": reasons })));
     }
 
+    fn step_progress(&self, stage: usize, step: usize, transfer: &Transfer) {
+        let base = self.step("step_progress", stage, step);
+        self.emit(Json::with(
+            base,
+            json!({
+                "files": transfer.files,
+                "bytes": transfer.bytes,
+                "linked": transfer.linked,
+                "done": transfer.done,
+            }),
+        ));
+    }
+
+    fn context_progress(&self, transfer: &Transfer) {
+        self.emit(json!({
+            "event": "context_progress",
+            "files": transfer.files,
+            "bytes": transfer.bytes,
+            "done": transfer.done,
+        }));
+    }
+
     fn step_output(&self, stage: usize, step: usize, bytes: &[u8]) {
         let base = self.step("step_output", stage, step);
         let data = String::from_utf8_lossy(bytes);
@@ -280,6 +386,17 @@ impl Reporter for Json {
         ));
     }
 
+    fn debug_shell_started(&self, stage: usize, step: usize, exit_code: i32) {
+        let base = self.step("debug_shell_start", stage, step);
+        self.emit(Json::with(base, json!({ "exit_code": exit_code })));
+        hold();
+    }
+
+    fn debug_shell_ended(&self, stage: usize, step: usize) {
+        release();
+        self.emit(self.step("debug_shell_end", stage, step));
+    }
+
     fn build_finished(&self, image_id: &Digest) {
         self.emit(json!({ "event": "build_done", "image_id": image_id.to_string() }));
     }
@@ -292,6 +409,8 @@ struct Running {
     started: Instant,
     /// The whole output so far (the view shows its tail; a failure prints all of it).
     log: Vec<u8>,
+    /// A COPY's files and bytes so far, shown after its timer.
+    transfer: Option<String>,
 }
 
 #[derive(Default)]
@@ -355,7 +474,7 @@ impl Tty {
                     out.push('\n');
                 }
                 out.push_str("------\n");
-                let _ = std::io::stderr().lock().write_all(out.as_bytes());
+                write_stderr(out.as_bytes());
             }
         }
         self.state.1.notify_all();
@@ -368,6 +487,14 @@ impl Tty {
 /// Erases the live region, prints `permanent` (if any), and draws the region again.
 fn redraw(st: &mut TtyState, permanent: Option<String>) {
     let width = terminal_width();
+    if holding() {
+        // A debug shell owns the screen: no frames, lines kept for later.
+        st.drawn = 0;
+        if let Some(line) = permanent {
+            write_stderr(format!("{}\n", clip(&line, width)).as_bytes());
+        }
+        return;
+    }
     let mut frame = String::new();
     if st.drawn > 0 {
         frame.push_str(&format!("\x1b[{}A", st.drawn));
@@ -380,12 +507,20 @@ fn redraw(st: &mut TtyState, permanent: Option<String>) {
     let mut lines = 0;
     if !st.done {
         for r in st.running.values() {
-            let head = format!(
-                "=> #{} {} {:.1}s",
-                r.number,
+            let number = if r.number == 0 {
+                String::new()
+            } else {
+                format!("#{} ", r.number)
+            };
+            let mut head = format!(
+                "=> {number}{} {:.1}s",
                 r.text,
                 r.started.elapsed().as_secs_f64()
             );
+            if let Some(t) = &r.transfer {
+                head.push_str("  ");
+                head.push_str(t);
+            }
             frame.push_str(&clip(&head, width));
             frame.push('\n');
             lines += 1;
@@ -400,7 +535,7 @@ fn redraw(st: &mut TtyState, permanent: Option<String>) {
         }
     }
     st.drawn = lines;
-    let _ = std::io::stderr().lock().write_all(frame.as_bytes());
+    write_stderr(frame.as_bytes());
 }
 
 /// `line` cut to the terminal's width, control characters dropped (they would break the frame).
@@ -449,6 +584,7 @@ impl Reporter for Tty {
                 text: format!("{label} {text}"),
                 started: Instant::now(),
                 log: Vec::new(),
+                transfer: None,
             },
         );
         redraw(&mut st, None);
@@ -475,6 +611,36 @@ impl Reporter for Tty {
         for r in reasons {
             self.record(format!("   {at} cache miss: {r}"));
         }
+    }
+
+    fn step_progress(&self, stage: usize, step: usize, transfer: &Transfer) {
+        let mut st = lock(&self.state.0);
+        if let Some(r) = st.running.get_mut(&(stage, step)) {
+            r.transfer = Some(transfer_text(transfer));
+        }
+    }
+
+    fn context_progress(&self, transfer: &Transfer) {
+        let mut st = lock(&self.state.0);
+        if transfer.done {
+            let started = st.running.remove(&CONTEXT).map(|r| r.started);
+            let secs = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+            let line = format!(
+                "=> transferring context: {} {secs:.1}s",
+                transfer_text(transfer)
+            );
+            redraw(&mut st, Some(line));
+            return;
+        }
+        // The first report comes a second after the read began.
+        let r = st.running.entry(CONTEXT).or_insert_with(|| Running {
+            number: 0,
+            text: "transferring context".to_string(),
+            started: Instant::now() - Duration::from_secs(1),
+            log: Vec::new(),
+            transfer: None,
+        });
+        r.transfer = Some(transfer_text(transfer));
     }
 
     fn step_output(&self, stage: usize, step: usize, bytes: &[u8]) {
@@ -521,6 +687,38 @@ impl Reporter for Tty {
             st.failed.push((format!("{at} {}", r.text), r.log));
         }
         redraw(&mut st, Some(line));
+    }
+
+    fn debug_shell_started(&self, stage: usize, step: usize, exit_code: i32) {
+        let at = self.numbers.name(stage, step);
+        let mut st = lock(&self.state.0);
+        // Erase the live region, then the step's whole output (not printed again at the
+        // end) and what is happening, before the shell draws on the screen.
+        let mut frame = String::new();
+        if st.drawn > 0 {
+            frame.push_str(&format!("\x1b[{}A", st.drawn));
+        }
+        frame.push_str("\r\x1b[J");
+        if let Some(r) = st.running.get_mut(&(stage, step)) {
+            let log = std::mem::take(&mut r.log);
+            frame.push_str(&format!("------ output of {at} {} ------\n", r.text));
+            frame.push_str(&String::from_utf8_lossy(&log));
+            if !frame.ends_with('\n') {
+                frame.push('\n');
+            }
+            frame.push_str("------\n");
+        }
+        frame.push_str(&debug_shell_line(&at, exit_code));
+        frame.push('\n');
+        write_stderr(frame.as_bytes());
+        st.drawn = 0;
+        hold();
+    }
+
+    fn debug_shell_ended(&self, _stage: usize, _step: usize) {
+        let mut st = lock(&self.state.0);
+        release();
+        redraw(&mut st, None);
     }
 }
 

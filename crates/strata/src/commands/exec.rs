@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use strata_container::{lookup, monitor_alive, Status};
-use strata_runtime::{exec_helper_command, resolve_user, ExecRequest, ExecSpec, InputMode};
+use strata_runtime::{
+    exec_helper_command, resolve_groups, resolve_user, ExecRequest, ExecSpec, InputMode,
+};
 
 use crate::cli::{ExecArgs, GlobalOptions};
 use crate::failure::Failure;
@@ -41,6 +43,12 @@ pub(crate) fn run(g: &GlobalOptions, a: ExecArgs) -> Result<ExitCode, Failure> {
         let root = format!("/proc/{}/root", c.state.pid);
         let resolved = resolve_user(Path::new(&root), user).map_err(|e| as_125(e.into()))?;
         spec.apply_user(&resolved);
+        // The container's --group-add applies to an exec'd user too, as in Docker.
+        let added = resolve_groups(Path::new(&root), &c.config.security.group_add)
+            .map_err(|e| as_125(e.into()))?;
+        if let Some(user) = spec.user.as_mut() {
+            user.additional_gids.extend(added);
+        }
     }
     spec.terminal = a.tty;
     spec.stdin = if a.interactive {

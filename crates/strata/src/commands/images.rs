@@ -30,19 +30,34 @@ pub(crate) fn run(g: &GlobalOptions, a: ImagesArgs) -> Result<ExitCode, Failure>
         if filter.dangling.is_some_and(|want| want != dangling) {
             continue;
         }
-        let digest = image
-            .repo_digests
-            .first()
-            .and_then(|r| r.digest().map(|d| d.to_string()))
-            .unwrap_or_else(|| "<none>".to_string());
+        // The digest a row shows is the one the registry knows its repository by.
+        let digest_of = |name: &str| {
+            image
+                .repo_digests
+                .iter()
+                .find(|r| r.name() == name)
+                .and_then(|r| r.digest().map(|d| d.to_string()))
+                .unwrap_or_else(|| "<none>".to_string())
+        };
         if dangling {
             if filter.reference.is_none() {
-                rows.push(Row {
-                    image,
-                    repository: "<none>".into(),
-                    tag: "<none>".into(),
-                    digest,
-                });
+                if image.repo_digests.is_empty() {
+                    rows.push(Row {
+                        image,
+                        repository: "<none>".into(),
+                        tag: "<none>".into(),
+                        digest: "<none>".into(),
+                    });
+                }
+                // Pulled by digest: Docker lists it under its repository with no tag.
+                for r in &image.repo_digests {
+                    rows.push(Row {
+                        image,
+                        repository: r.familiar_name(),
+                        tag: "<none>".into(),
+                        digest: r.digest().map(|d| d.to_string()).unwrap_or_default(),
+                    });
+                }
             }
             continue;
         }
@@ -54,7 +69,7 @@ pub(crate) fn run(g: &GlobalOptions, a: ImagesArgs) -> Result<ExitCode, Failure>
                 image,
                 repository: tag.familiar_name(),
                 tag: tag.tag().unwrap_or("<none>").to_string(),
-                digest: digest.clone(),
+                digest: digest_of(&tag.name()),
             });
         }
     }

@@ -14,15 +14,20 @@ mod import;
 mod inspect;
 mod lint;
 mod load;
+mod login;
+mod manifest;
 mod output_file;
 mod prune;
 mod ps;
+mod pull;
+mod push;
 mod registry;
 mod rmi;
 mod run;
 mod save;
 mod system;
 mod tag;
+mod transfer_view;
 mod version;
 mod volume;
 
@@ -32,7 +37,7 @@ use strata_store::{DriverKind, Store, StoreOptions};
 
 use crate::cli::{
     BuilderCommand, Cli, Command, ContainerCommand, DockerfileCommand, GlobalOptions, ImageCommand,
-    SystemCommand,
+    ManifestCommand, SystemCommand,
 };
 use crate::failure::{Context, Failure};
 
@@ -52,6 +57,11 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(g, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(g, a),
         Command::Image(ImageCommand::Prune(a)) => prune::images(g, a),
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(g, a),
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => push::run(g, a),
+        Command::Login(a) => login::login(a),
+        Command::Logout(a) => login::logout(a),
+        Command::Manifest(ManifestCommand::Inspect(a)) => manifest::inspect(a),
         Command::System(SystemCommand::Df(a)) => system::df(g, a),
         Command::System(SystemCommand::Check) => system::check(g),
         Command::System(SystemCommand::Config(a)) => system::config(g, a),
@@ -118,6 +128,17 @@ pub(crate) fn open_store(g: &GlobalOptions) -> Result<Store, Failure> {
     };
     Store::open(&g.root, &StoreOptions { driver })
         .context(format!("opening the store at {}", g.root.display()))
+}
+
+/// The registry client every command that reaches a registry uses: registries.toml and
+/// Docker's credentials.
+pub(crate) fn registry_client() -> Result<strata_distribution::RegistryClient, Failure> {
+    let config =
+        strata_distribution::RegistriesConfig::load().context("reading the registry settings")?;
+    Ok(strata_distribution::RegistryClient::new(
+        config,
+        Box::new(strata_distribution::DockerCredentials::from_env()),
+    ))
 }
 
 /// Reads a file argument, `-` meaning standard input.

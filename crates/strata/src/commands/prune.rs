@@ -2,10 +2,10 @@
 
 use std::process::ExitCode;
 
-use strata_build::{prune_build_cache, CachePruneReport};
+use strata_build::{prune_build_cache, CachePrune, CachePruneReport};
 use strata_image::{prune_images, PruneReport};
 
-use crate::cli::{GlobalOptions, PruneArgs};
+use crate::cli::{BuilderPruneArgs, GlobalOptions, PruneArgs};
 use crate::failure::Failure;
 use crate::render::{human, out};
 
@@ -53,7 +53,7 @@ pub(crate) fn system(g: &GlobalOptions, a: PruneArgs) -> Result<ExitCode, Failur
     }
     let report = prune_images(&store, a.all)?;
     text.push_str(&render_image_prune(&report));
-    let cache = prune_build_cache(&store, a.all)?;
+    let cache = prune_build_cache(&store, &CachePrune::everything(a.all))?;
     text.push_str(&render_cache_objects(&cache));
     let freed = containers.iter().map(|(_, b)| b).sum::<u64>() + report.reclaimed + cache.reclaimed;
     text.push_str(&total(freed));
@@ -75,11 +75,78 @@ fn total(bytes: u64) -> String {
     format!("Total reclaimed space: {}\n", human::size(bytes))
 }
 
-/// `strata builder prune [-a] [-f]`.
-pub(crate) fn build_cache(g: &GlobalOptions, a: PruneArgs) -> Result<ExitCode, Failure> {
+/// `strata builder prune [-a] [-f] [--keep-storage SIZE] [--filter until=DURATION]`.
+pub(crate) fn build_cache(g: &GlobalOptions, a: BuilderPruneArgs) -> Result<ExitCode, Failure> {
+    let mut prune = CachePrune::everything(a.all);
+    if let Some(size) = &a.keep_storage {
+        prune.keep_storage = Some(parse_cache_size("--keep-storage", size)?);
+    }
+    for filter in &a.filters {
+        match filter.split_once('=') {
+            Some(("until", value)) => {
+                let age = strata_dockerfile::parse_go_duration(value).map_err(|e| {
+                    Failure::new(format!("invalid filter {filter:?}: {e}"))
+                        .with_hint("until takes a duration such as 24h, 90m or 1h30m")
+                })?;
+                prune.unused_for = Some(age);
+            }
+            _ => {
+                return Err(Failure::new(format!(
+                    "invalid filter {filter:?}: builder prune filters by until=DURATION only"
+                )))
+            }
+        }
+    }
+    let warning = if a.all {
+        "This will remove all build cache."
+    } else {
+        "This will remove all dangling build cache."
+    };
+    if !a.force && !super::confirm(warning)? {
+        return Ok(ExitCode::SUCCESS);
+    }
     let store = super::open_store(g)?;
-    out(&render_cache_prune(&prune_build_cache(&store, a.all)?));
+    out(&render_cache_prune(&prune_build_cache(&store, &prune)?));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The store setting holding the build cache budget (`system config build-cache-max 10GB`).
+pub(crate) const BUILD_CACHE_MAX_SETTING: &str = "build-cache-max";
+/// The environment variable that overrides it for one command.
+const BUILD_CACHE_MAX_ENV: &str = "STRATA_BUILD_CACHE_MAX";
+
+/// After a build: the build cache budget (`STRATA_BUILD_CACHE_MAX`, else the store's
+/// `build-cache-max`), if one is set and exceeded, enforced as `builder prune --keep-storage`
+/// would, keeping `built` (the image the build just made). Returns what went, if anything.
+pub(crate) fn enforce_cache_budget(
+    store: &strata_store::Store,
+    built: Option<&strata_oci::Digest>,
+) -> Result<Option<CachePruneReport>, Failure> {
+    let budget = match std::env::var(BUILD_CACHE_MAX_ENV) {
+        Ok(v) if !v.trim().is_empty() => parse_cache_size(BUILD_CACHE_MAX_ENV, &v)?,
+        _ => match store.setting(BUILD_CACHE_MAX_SETTING)? {
+            Some(v) => parse_cache_size(BUILD_CACHE_MAX_SETTING, &v)?,
+            None => return Ok(None),
+        },
+    };
+    if store.build_cache_usage()?.size <= budget {
+        return Ok(None);
+    }
+    let prune = CachePrune {
+        keep_storage: Some(budget),
+        keep_image: built.cloned(),
+        ..CachePrune::default()
+    };
+    Ok(Some(prune_build_cache(store, &prune)?))
+}
+
+/// A build cache size (`--keep-storage`, `build-cache-max`): Docker's RAMInBytes units.
+pub(crate) fn parse_cache_size(what: &str, text: &str) -> Result<u64, Failure> {
+    strata_container::parse_ram_size(text).ok_or_else(|| {
+        Failure::new(format!(
+            "invalid {what} value {text:?}: give a number with an optional unit b, k, m, g or t (e.g. 10GB)"
+        ))
+    })
 }
 
 fn render_cache_prune(report: &CachePruneReport) -> String {

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use serde_json::{json, Value};
-use strata_container::{list, Container, Status};
+use strata_container::{list, Container, HealthStatus, Status};
 
 use crate::cli::{GlobalOptions, PsArgs};
 use crate::failure::Failure;
@@ -109,7 +109,15 @@ pub(crate) fn status_text(c: &Container) -> String {
     let up = |t: &str| ago(t).trim_end_matches(" ago").to_owned();
     match c.state.status {
         Status::Created => "Created".to_owned(),
-        Status::Running => format!("Up {}", up(&c.state.started_at)),
+        Status::Running => {
+            let health = match c.state.health.as_ref().map(|h| h.status) {
+                Some(HealthStatus::Starting) => " (health: starting)",
+                Some(HealthStatus::Healthy) => " (healthy)",
+                Some(HealthStatus::Unhealthy) => " (unhealthy)",
+                None => "",
+            };
+            format!("Up {}{health}", up(&c.state.started_at))
+        }
         Status::Restarting => format!(
             "Restarting ({}) {}",
             c.state.exit_code,

@@ -6,12 +6,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use strata_container::{
-    create, default_log_config, exec_monitor, monitor_command, parse_ram_size, start, Container,
-    ContainerError, CreateOptions, LogConfig, NetworkMode, PortBinding, ResourceLimits,
-    RestartPolicy,
+    create_from as create_container, default_log_config, exec_monitor, monitor_command,
+    parse_ram_size, start, Container, ContainerError, CreateOptions, HealthOptions, LogConfig,
+    NetworkMode, PortBinding, ResourceLimits, RestartPolicy, SecurityFlags,
 };
+use strata_image::{LocalImages, PullPolicy, RegistryImages};
 use strata_oci::Platform;
 use strata_store::Store;
+
+use super::transfer_view::{Stream, TransferView};
 
 use crate::cli::{ContainerOptions, CreateArgs, GlobalOptions, RunArgs};
 use crate::failure::Failure;
@@ -55,7 +58,19 @@ fn create_from(
     let log = LogConfig::from_options(o.log_driver.as_deref(), &o.log_opt, log_defaults)
         .map_err(|e| as_125(Failure::from(e)))?;
     let opts = create_options(o, image, command, log).map_err(as_125)?;
-    create(store, &opts).map_err(|e| as_125(Failure::from(e)))
+    let policy: PullPolicy = o.pull.parse().map_err(|e| as_125(Failure::new(e)))?;
+    if policy == PullPolicy::Never {
+        return create_container(store, &opts, &LocalImages).map_err(|e| as_125(Failure::from(e)));
+    }
+    let client = super::registry_client().map_err(as_125)?;
+    let view = TransferView::new(Stream::Stderr, o.quiet);
+    let images = RegistryImages {
+        client: &client,
+        policy,
+        platform: None,
+        reporter: &view,
+    };
+    create_container(store, &opts, &images).map_err(|e| as_125(Failure::from(e)))
 }
 
 /// The strata binary, to re-execute as a monitor.
@@ -87,13 +102,7 @@ fn create_options(
     log: LogConfig,
 ) -> Result<CreateOptions, Failure> {
     if let Some(p) = &o.platform {
-        let host = Platform::host();
-        if *p != format!("{}/{}", host.os, host.architecture) {
-            return Err(Failure::new(format!(
-                "cannot run platform {p}: this machine runs {}/{} only",
-                host.os, host.architecture
-            )));
-        }
+        Platform::host_only(p)?;
     }
     let network: NetworkMode = o.network.parse().map_err(Failure::from)?;
     let mut env = Vec::new();
@@ -112,6 +121,14 @@ fn create_options(
         labels.insert(k.to_owned(), v.to_owned());
     }
     let memory_bytes = o.memory.as_deref().map(parse_memory).transpose()?;
+    let memory_swap = o
+        .memory_swap
+        .as_deref()
+        .map(|text| match text.trim() {
+            "-1" => Ok(-1),
+            text => parse_size("--memory-swap", text),
+        })
+        .transpose()?;
     let nano_cpus = match o.cpus {
         None => None,
         Some(c) if c > 0.0 && c.is_finite() => Some((c * 1e9).round() as u64),
@@ -139,6 +156,7 @@ fn create_options(
         read_only: o.read_only,
         limits: ResourceLimits {
             memory_bytes,
+            memory_swap,
             nano_cpus,
             pids: o.pids_limit.filter(|p| *p > 0),
         },
@@ -148,8 +166,38 @@ fn create_options(
         stop_signal: o.stop_signal.clone(),
         stop_timeout: o.stop_timeout,
         init: o.init,
+        security: SecurityFlags {
+            privileged: o.privileged,
+            cap_add: o.cap_add.clone(),
+            cap_drop: o.cap_drop.clone(),
+            security_opt: o.security_opt.clone(),
+            devices: o.device.clone(),
+            group_add: o.group_add.clone(),
+        },
         log,
+        health: HealthOptions {
+            cmd: o.health_cmd.clone(),
+            interval: health_duration("--health-interval", o.health_interval.as_deref())?,
+            timeout: health_duration("--health-timeout", o.health_timeout.as_deref())?,
+            start_period: health_duration(
+                "--health-start-period",
+                o.health_start_period.as_deref(),
+            )?,
+            retries: o.health_retries,
+            disabled: o.no_healthcheck,
+        },
     })
+}
+
+/// A `--health-*` duration (Go's syntax, `30s`, `1m30s`) in nanoseconds.
+fn health_duration(option: &str, value: Option<&str>) -> Result<Option<i64>, Failure> {
+    value
+        .map(|v| {
+            strata_dockerfile::parse_go_duration(v)
+                .map_err(|e| Failure::new(format!("invalid {option} value {v:?}: {e}")))
+                .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        })
+        .transpose()
 }
 
 /// `KEY=value` as given; a bare `KEY` takes this process's value, or is dropped (Docker).
@@ -187,20 +235,26 @@ fn read_env_file(path: &PathBuf) -> Result<Vec<String>, Failure> {
     Ok(env)
 }
 
-/// `512m`, `1g`, `100000` (bytes), as Docker's RAMInBytes; at least 6m, as Docker.
+/// `--memory`: a size of at least 6 MiB (Docker's minimum).
 fn parse_memory(text: &str) -> Result<i64, Failure> {
-    let bytes = parse_ram_size(text).ok_or_else(|| {
-        Failure::new(format!(
-            "invalid --memory value {text:?}: give a number with an optional unit b, k, m or g (e.g. 512m)"
-        ))
-    })?;
-    if bytes < 6 * 1024 * 1024 {
+    let bytes = parse_size("--memory", text)?;
+    if bytes < 6 << 20 {
         return Err(Failure::new(format!(
             "invalid --memory value {text:?}: the minimum memory limit is 6m"
         )));
     }
+    Ok(bytes)
+}
+
+/// `512m`, `1g`, `100000` (bytes), as Docker's RAMInBytes.
+fn parse_size(option: &str, text: &str) -> Result<i64, Failure> {
+    let bytes = parse_ram_size(text).ok_or_else(|| {
+        Failure::new(format!(
+            "invalid {option} value {text:?}: give a number with an optional unit b, k, m or g (e.g. 512m)"
+        ))
+    })?;
     i64::try_from(bytes)
-        .map_err(|_| Failure::new(format!("invalid --memory value {text:?}: too large")))
+        .map_err(|_| Failure::new(format!("invalid {option} value {text:?}: too large")))
 }
 
 #[cfg(test)]

@@ -85,6 +85,33 @@ pub(crate) fn df(g: &GlobalOptions, a: DfArgs) -> Result<ExitCode, Failure> {
             "\nReclaimable by garbage collection (strata system prune): {}\n",
             size(usage.reclaimable)
         ));
+        text.push_str("\nBuild cache usage:\n\n");
+        let mut t = Table::new(&[
+            "CACHE ID",
+            "CACHE TYPE",
+            "SIZE",
+            "CREATED",
+            "LAST USED",
+            "SHARED",
+        ]);
+        let ago = |secs: i64| {
+            format!(
+                "{} ago",
+                human::duration(chrono::Utc::now().timestamp() - secs)
+            )
+        };
+        for e in store.build_cache_usage_by_entry()? {
+            let id = e.key.strip_prefix("sha256:").unwrap_or(&e.key);
+            t.row(vec![
+                id.chars().take(12).collect(),
+                if e.has_layer { "regular" } else { "metadata" }.into(),
+                size(e.size),
+                ago(e.created),
+                ago(e.last_used),
+                e.shared.to_string(),
+            ]);
+        }
+        text.push_str(&t.render());
     } else {
         let mut t = Table::new(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
         t.row(vec![
@@ -214,11 +241,24 @@ pub(crate) fn config(g: &GlobalOptions, a: ConfigArgs) -> Result<ExitCode, Failu
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(value) = &a.value {
-        strata_container::validate_log_setting(&key, value)?;
-    } else {
-        // Only settings strata lets people change can be removed.
-        strata_container::validate_log_setting(&key, "1")?;
+    // Only settings strata lets people change can be set or removed.
+    match (key.as_str(), &a.value) {
+        (super::prune::BUILD_CACHE_MAX_SETTING, Some(value)) => {
+            super::prune::parse_cache_size(super::prune::BUILD_CACHE_MAX_SETTING, value)
+                .map(drop)?
+        }
+        (super::prune::BUILD_CACHE_MAX_SETTING, None) => {}
+        (strata_container::LOG_MAX_SIZE_SETTING | strata_container::LOG_MAX_FILE_SETTING, v) => {
+            strata_container::validate_log_setting(&key, v.as_deref().unwrap_or("1"))?
+        }
+        _ => {
+            return Err(Failure::new(format!(
+                "unknown setting {key:?}; known: {}, {}, {}",
+                strata_container::LOG_MAX_SIZE_SETTING,
+                strata_container::LOG_MAX_FILE_SETTING,
+                super::prune::BUILD_CACHE_MAX_SETTING
+            )))
+        }
     }
     store.set_setting(&key, a.value.as_deref())?;
     Ok(ExitCode::SUCCESS)

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
+pub(crate) mod distribution;
+
 pub(crate) struct Env {
     pub(crate) dir: tempfile::TempDir,
 }
@@ -30,12 +32,18 @@ impl Env {
         self.dir.path().join(name)
     }
 
-    /// `strata --root <this test's root> args…`
+    /// `strata --root <this test's root> args…`. `STRATA_TEST_BIN` runs another build of
+    /// strata instead (e.g. main's, to show that a new test fails there).
     pub(crate) fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
+        let program = std::env::var_os("STRATA_TEST_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_strata").into());
+        let mut c = Command::new(program);
         c.arg("--root").arg(self.root()).args(args);
         c.env_remove("STRATA_ROOT")
-            .env_remove("STRATA_STORAGE_DRIVER");
+            .env_remove("STRATA_STORAGE_DRIVER")
+            // Registry credentials and settings of this test only, never the machine's.
+            .env("DOCKER_CONFIG", self.path("docker-config"))
+            .env("STRATA_REGISTRIES_CONFIG", self.path("registries.toml"));
         c.stdin(Stdio::null());
         c
     }
@@ -221,4 +229,129 @@ pub(crate) fn find_monitor(id: &str) -> Option<i32> {
         }
     }
     None
+}
+
+/// A command running on a fresh pseudo-terminal, as a user at a terminal runs it: the pty's
+/// slave is its stdin, stdout, stderr and controlling terminal (own session). Everything it
+/// writes is collected by a thread; `send` types into it.
+pub(crate) struct Pty {
+    master: std::fs::File,
+    output: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    child: std::process::Child,
+}
+
+impl Pty {
+    pub(crate) fn spawn(mut command: Command) -> Pty {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        use std::os::unix::process::CommandExt;
+        let (mut master, mut slave) = (-1, -1);
+        // SAFETY: openpty fills both descriptors on success; a 100×30 window.
+        let size = libc::winsize {
+            ws_row: 30,
+            ws_col: 100,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                &size,
+            )
+        };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: fresh descriptors from openpty, owned here only.
+        let (master, slave) = unsafe {
+            (
+                std::fs::File::from_raw_fd(master),
+                OwnedFd::from_raw_fd(slave),
+            )
+        };
+        command
+            .stdin(slave.try_clone().unwrap())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave);
+        // SAFETY: setsid and ioctl are async-signal-safe; the child makes the pty (its stdin)
+        // its controlling terminal, as a login shell's terminal is.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().expect("spawn on a pty");
+        drop(command); // our copies of the slave: EIO on the master once the child's are gone
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (sink, mut reader) = (output.clone(), master.try_clone().unwrap());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Pty {
+            master,
+            output,
+            child,
+        }
+    }
+
+    /// Everything written to the terminal so far, lossily as text.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().unwrap()).into_owned()
+    }
+
+    /// Waits until the terminal shows `needle`; panics with the screen after `timeout`.
+    pub(crate) fn wait_for(&self, needle: &str, timeout: std::time::Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        while !self.text().contains(needle) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the terminal never showed {needle:?}; it shows:\n{}",
+                self.text()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Types `input` at the terminal.
+    pub(crate) fn send(&mut self, input: &str) {
+        use std::io::Write;
+        self.master.write_all(input.as_bytes()).unwrap();
+    }
+
+    /// Waits for the command to exit (killing it after `timeout`).
+    pub(crate) fn wait(&mut self, timeout: std::time::Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "the command did not exit; the terminal shows:\n{}",
+                    self.text()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Pty {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
