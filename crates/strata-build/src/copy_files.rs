@@ -20,8 +20,9 @@ use crate::copy_reuse::Reuse;
 use crate::op::InlineFile;
 use crate::owner::Owner;
 use crate::reporter::{Transfer, TransferTicker};
-use crate::rootfs::{clean_rel, RootfsView};
+use crate::rootfs::RootfsView;
 use crate::BuildError;
+use strata_inroot::clean_relative;
 
 /// How the files of one COPY are written.
 #[derive(Debug, Clone)]
@@ -132,10 +133,10 @@ fn tops<'a>(index: &'a ContextIndex, spec: &CopySpec<'_>) -> Result<Vec<Top<'a>>
     let mut out = Vec::new();
     for pattern in spec.sources {
         let pivot = match pattern.split_once("/./") {
-            Some((base, _)) if spec.parents => clean_rel(base).to_string_lossy().into_owned(),
+            Some((base, _)) if spec.parents => clean_relative(base).to_string_lossy().into_owned(),
             _ => String::new(),
         };
-        if clean_rel(pattern).as_os_str().is_empty() {
+        if clean_relative(pattern).as_os_str().is_empty() {
             out.push(Top {
                 entry: None,
                 subtree: index.entries().iter().collect(),
@@ -180,7 +181,7 @@ pub(crate) fn copy_into(
     spec: &CopySpec<'_>,
 ) -> Result<CopyReport, BuildError> {
     let tops = tops(index, spec)?;
-    let dest_rel = clean_rel(spec.dest);
+    let dest_rel = clean_relative(spec.dest);
     let many = tops.len() + spec.inline.len() > 1;
     let dest_is_dir = spec.dest.ends_with('/')
         || dest_rel.as_os_str().is_empty()
@@ -440,7 +441,7 @@ impl Writer<'_, '_> {
                 ),
             )
         };
-        let fd = strata_layer::openat2_retrying(
+        let fd = strata_inroot::openat2_retrying(
             &self.root_fd,
             &rel,
             OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,

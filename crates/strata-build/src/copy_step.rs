@@ -16,8 +16,9 @@ use crate::op::{is_http, CopyOp, CopySource, PlannedStep};
 use crate::owner::{parse_chmod, resolve_owner, Owner};
 use crate::remote::fetch;
 use crate::reporter::{Transfer, TransferTicker};
-use crate::rootfs::{absolute, clean_rel, RootfsView};
+use crate::rootfs::{absolute, RootfsView};
 use crate::BuildError;
+use strata_inroot::clean_relative;
 
 impl Builder<'_> {
     pub(crate) fn copy(
@@ -97,7 +98,7 @@ impl Builder<'_> {
         let dir = s.area.scratch()?;
         for url in &urls {
             let f = fetch(&s.area, url, c.checksum.as_deref(), step.line)?;
-            let dest_rel = clean_rel(&dest);
+            let dest_rel = clean_relative(&dest);
             let target = if dest.ends_with('/') || rootfs.is_dir(&dest) || total > 1 {
                 dest_rel.join(&f.name)
             } else {

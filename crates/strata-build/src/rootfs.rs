@@ -4,8 +4,9 @@
 use std::collections::VecDeque;
 use std::fs::Metadata;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 
+use strata_inroot::clean_relative;
 use strata_oci::Digest;
 use strata_store::{DriverKind, Store};
 
@@ -44,7 +45,7 @@ impl RootfsView {
     /// Whiteouts in upper layers hide lower entries; opaque directories are not consulted
     /// (a lookup through one may see a lower layer's entry).
     pub(crate) fn lookup(&self, path: &str) -> Option<(PathBuf, Metadata)> {
-        let rel = clean_rel(path);
+        let rel = clean_relative(path);
         for dir in &self.dirs {
             let host = dir.join(&rel);
             if let Ok(md) = std::fs::symlink_metadata(&host) {
@@ -120,21 +121,6 @@ fn components(path: &str) -> VecDeque<String> {
     path.split('/').map(str::to_string).collect()
 }
 
-/// `path` made relative and clean: no root, no `.`, `..` clamped at the root.
-pub(crate) fn clean_rel(path: &str) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in Path::new(path).components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
 /// `path` resolved against `workdir` and cleaned, always absolute (`/` for the root).
 pub(crate) fn absolute(workdir: &str, path: &str) -> String {
     let joined = if path.starts_with('/') {
@@ -142,7 +128,7 @@ pub(crate) fn absolute(workdir: &str, path: &str) -> String {
     } else {
         format!("{}/{path}", if workdir.is_empty() { "/" } else { workdir })
     };
-    format!("/{}", clean_rel(&joined).to_string_lossy())
+    format!("/{}", clean_relative(&joined).to_string_lossy())
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Component, Path};
 
 use rustix::fs::{mkdirat, Mode, OFlags};
-pub(crate) use strata_layer::open_in_root;
+pub(crate) use strata_inroot::open_in_root;
 
 use crate::error::ContainerError;
 

@@ -1,6 +1,6 @@
 //! File-descriptor based operations confined to a root directory.
 //!
-//! Every parent directory is opened with `openat2(RESOLVE_IN_ROOT)`, so `..`, absolute
+//! Every parent directory is opened with `strata_inroot::open_in_root`, so `..`, absolute
 //! symlinks and symlinks planted by earlier entries all resolve inside the root, as if the
 //! root were `/`. Everything else works on a single final component relative to that fd,
 //! never following a symlink there.
@@ -12,51 +12,15 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags};
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 use rustix::io::Errno;
+use strata_inroot::open_in_root;
 
 use crate::tar_path::join;
 
 const DIR_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::DIRECTORY)
     .union(OFlags::CLOEXEC);
-
-/// Opens `path` inside the directory `root` as if `root` were `/`: `..`, absolute symlinks
-/// and symlinks anywhere on the path (the last component too, unless `flags` has
-/// `NOFOLLOW`) resolve inside it (`openat2` with `RESOLVE_IN_ROOT`), and `/proc` magic links
-/// are refused (`RESOLVE_NO_MAGICLINKS`). The one way strata names a path inside a tree it
-/// does not trust (an image's rootfs, a build context); always `O_CLOEXEC`.
-pub fn open_in_root(
-    root: impl AsFd,
-    path: impl AsRef<Path>,
-    flags: OFlags,
-) -> rustix::io::Result<OwnedFd> {
-    openat2_retrying(
-        root,
-        path.as_ref(),
-        flags | OFlags::CLOEXEC,
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )
-}
-
-/// `openat2` that tries again on `EAGAIN`: with `RESOLVE_IN_ROOT` or `RESOLVE_BENEATH` the
-/// kernel answers that when a rename or mount anywhere on the system raced the lookup (it
-/// cannot prove a `..` stayed inside), which is frequent on a machine running containers.
-/// Retried a bounded number of times, then the error is returned.
-pub fn openat2_retrying(
-    dir: impl AsFd,
-    path: &Path,
-    flags: OFlags,
-    resolve: ResolveFlags,
-) -> rustix::io::Result<OwnedFd> {
-    let mut tries = 0;
-    loop {
-        match rustix::fs::openat2(&dir, path, flags, Mode::empty(), resolve) {
-            Err(rustix::io::Errno::AGAIN) if tries < 1000 => tries += 1,
-            other => return other,
-        }
-    }
-}
 
 /// The root an entry stream is applied into.
 pub(crate) struct RootDir {

@@ -56,6 +56,5 @@ pub use apply::{apply_layer, ApplyOptions, ApplyStats, WhiteoutMode};
 pub use compression::{decompress, CompressWriter, Compression, GZIP_LEVEL, ZSTD_LEVEL};
 pub use digesting::{DigestReader, DigestWriter};
 pub use error::LayerError;
-pub use in_root::{open_in_root, openat2_retrying};
 pub use sniff::{is_tar_header, TAR_BLOCK};
 pub use write::{write_layer, ChangeSource, WriteOptions, WriteStats};

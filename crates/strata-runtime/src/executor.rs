@@ -13,7 +13,8 @@
 //!   seccomp filter (libcontainer 0.7 drops `linux.seccomp` when it builds the spec of a
 //!   process joining a container), then libcontainer's default exec.
 
-use std::ffi::CString;
+use rustix::fs::OFlags;
+use rustix::io::Errno;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
@@ -88,10 +89,7 @@ fn verify_cwd(expected: &Path) -> Result<(), String> {
     let here = stat_fd(libc::AT_FDCWD, c".").map_err(|e| format!("stat of the cwd: {e}"))?;
     let root = open(libc::AT_FDCWD, c"/", libc::O_PATH | libc::O_DIRECTORY)
         .map_err(|e| format!("opening the root: {e}"))?;
-    let Ok(path) = CString::new(expected.as_os_str().as_encoded_bytes()) else {
-        return Err(outside());
-    };
-    match open_in_root(&root, &path) {
+    match strata_inroot::open_in_root(&root, expected, OFlags::PATH | OFlags::DIRECTORY) {
         Ok(dir) => {
             let there = stat_fd(dir.as_raw_fd(), c"").map_err(|e| format!("stat: {e}"))?;
             if (there.st_dev, there.st_ino) == (here.st_dev, here.st_ino) {
@@ -102,16 +100,9 @@ fn verify_cwd(expected: &Path) -> Result<(), String> {
         }
         // Not ours to search (a non-root user), or openat2 refused by a custom seccomp
         // profile: the kernel's getcwd answer above stands alone.
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::EACCES | libc::EPERM | libc::ENOSYS)
-            ) =>
-        {
-            Ok(())
-        }
+        Err(Errno::ACCESS | Errno::PERM | Errno::NOSYS) => Ok(()),
         // A magic link (/proc/self/fd/N, /proc/1/cwd) or a mount crossing.
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::EXDEV)) => Err(outside()),
+        Err(Errno::LOOP | Errno::XDEV) => Err(outside()),
         Err(e) => Err(format!("working directory {}: {e}", expected.display())),
     }
 }
@@ -124,29 +115,6 @@ fn open(dir: libc::c_int, path: &std::ffi::CStr, flags: libc::c_int) -> std::io:
     }
     // SAFETY: a fresh descriptor nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// `openat2(root, path, O_PATH|O_DIRECTORY, RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS)`.
-fn open_in_root(root: &OwnedFd, path: &std::ffi::CStr) -> std::io::Result<OwnedFd> {
-    // SAFETY: open_how is plain old data; zero is "no flags".
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    // SAFETY: `how` is a valid open_how of the size passed; `path` is NUL-terminated.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root.as_raw_fd(),
-            path.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
 }
 
 fn stat_fd(dir: libc::c_int, path: &std::ffi::CStr) -> std::io::Result<libc::stat> {

@@ -3,15 +3,15 @@
 //! libcontainer creates every missing mount destination (`/proc`, `/etc/hosts`, a `-v` target…)
 //! in the rootfs; on an overlay that lands in the upper dir, i.e. in the next layer. Like
 //! BuildKit, we note which were missing before the run and remove them afterwards if they are
-//! still empty. Paths are resolved with `openat2(RESOLVE_IN_ROOT)`, so symlinks planted by the
+//! still empty. Paths are resolved with `strata_inroot::open_in_root`, so symlinks planted by the
 //! image or the container can never point the removal outside the rootfs.
 
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::{openat2, statat, unlinkat, AtFlags, FileType, Mode, OFlags, ResolveFlags};
+use rustix::fs::{statat, unlinkat, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 /// A mount destination and whether its source is a file (else a directory).
 pub(crate) struct MountTarget {
@@ -32,27 +32,8 @@ pub(crate) struct MountStubs {
     stubs: Vec<Stub>,
 }
 
-const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
-
 fn open_in_root(root: &OwnedFd, path: &Path, flags: OFlags) -> rustix::io::Result<OwnedFd> {
-    openat2_in_root(root, path, flags | OFlags::PATH)
-}
-
-/// `openat2` with `RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`, tried again on `EAGAIN` (the
-/// kernel's answer when a rename or mount elsewhere raced the lookup; frequent on a machine
-/// running containers), a bounded number of times. Always `O_CLOEXEC`.
-pub(crate) fn openat2_in_root(
-    root: impl AsFd,
-    path: &Path,
-    flags: OFlags,
-) -> rustix::io::Result<OwnedFd> {
-    let mut tries = 0;
-    loop {
-        match openat2(&root, path, flags | OFlags::CLOEXEC, Mode::empty(), RESOLVE) {
-            Err(rustix::io::Errno::AGAIN) if tries < 1000 => tries += 1,
-            other => return other,
-        }
-    }
+    strata_inroot::open_in_root(root, path, flags | OFlags::PATH)
 }
 
 impl MountStubs {

@@ -244,7 +244,9 @@ impl DeviceMapping {
         }
         Ok(Self {
             path_on_host: host.to_owned(),
-            path_in_container: clean(container),
+            path_in_container: strata_inroot::clean_absolute(container)
+                .to_string_lossy()
+                .into_owned(),
             permissions: permissions.to_owned(),
         })
     }
@@ -293,21 +295,6 @@ fn valid_permissions(text: &str) -> bool {
         && ['r', 'w', 'm']
             .iter()
             .all(|m| text.matches(*m).count() <= 1)
-}
-
-/// `path.Clean` of an absolute path.
-fn clean(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    format!("/{}", parts.join("/"))
 }
 
 /// A device node to create in the container and allow in its devices cgroup.

@@ -221,7 +221,7 @@ fn read_in_root(rootfs: &Path, path: &str) -> Result<Option<String>, RuntimeErro
         Mode::empty(),
     )
     .map_err(|e| err(e.into()))?;
-    let fd = match crate::mount_stubs::openat2_in_root(&root, Path::new(path), OFlags::RDONLY) {
+    let fd = match strata_inroot::open_in_root(&root, path, OFlags::RDONLY) {
         Ok(fd) => fd,
         Err(Errno::NOENT | Errno::NOTDIR) => return Ok(None),
         Err(e) => return Err(err(e.into())),
