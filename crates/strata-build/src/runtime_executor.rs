@@ -61,24 +61,13 @@ impl RuntimeExecutor {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("creating {}: {e}", dir.display()))?;
             let id = format!("strata-build-{}", std::process::id());
-            SharedNetwork::start(&id, &dir).map_err(|e| error_chain(&e))
+            SharedNetwork::start(&id, &dir).map_err(|e| strata_exit::ErrorChain(&e).to_string())
         });
         match network {
             Ok(network) => Ok(network.namespace_path()),
             Err(message) => Err(message.clone()),
         }
     }
-}
-
-/// `e` and its causes on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(&format!(": {c}"));
-        cause = c.source();
-    }
-    text
 }
 
 /// Unmounts the step's rootfs however the step ends.

@@ -337,5 +337,5 @@ fn extract(
     let _ = std::io::copy(&mut tar, &mut std::io::sink());
     result
         .map(|_| ())
-        .map_err(|e| to.error(crate::error_chain(&e)))
+        .map_err(|e| to.error(strata_exit::ErrorChain(&e).to_string()))
 }

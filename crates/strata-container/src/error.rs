@@ -3,6 +3,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use strata_exit::ExitStatus;
+
 /// Everything that can go wrong creating, running, inspecting or removing a container.
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
@@ -53,8 +55,8 @@ pub enum ContainerError {
     StartFailed {
         id: String,
         message: String,
-        /// Docker's code for the failure: 125 strata's error, 126 not executable, 127 not found.
-        exit_code: i32,
+        /// Docker's status for the failure: 125 strata's error, 126 not executable, 127 not found.
+        status: ExitStatus,
     },
     #[error("the monitor of container {0} did not report within 30 s")]
     MonitorTimeout(String),
@@ -86,6 +88,15 @@ pub enum ContainerError {
 }
 
 impl ContainerError {
+    /// The status a command that failed this way exits with: a failed start keeps Docker's
+    /// 126/127, everything else is strata's own failure (125).
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            Self::StartFailed { status, .. } => *status,
+            _ => ExitStatus::StrataFailed,
+        }
+    }
+
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,

@@ -14,7 +14,6 @@ use crate::error::ContainerError;
 
 use strata_init::INIT_PATH_IN_CONTAINER;
 
-const INIT_DIR: &str = "init";
 const INIT_FILE: &str = "strata-init";
 /// Temp files are `.strata-init.<pid>.tmp`: a dead writer's leftover is recognisable.
 const TEMP_PREFIX: &str = ".strata-init.";
@@ -25,7 +24,7 @@ const TEMP_SUFFIX: &str = ".tmp";
 /// replaced by an atomic rename of a complete, fsynced file: a crash mid-write can leave a
 /// stray temp file, never a truncated init that a container would run.
 pub(crate) fn installed_init(root: &Path) -> Result<PathBuf, ContainerError> {
-    let dir = root.join(INIT_DIR);
+    let dir = root.join(strata_store::StoreDir::Init.name());
     let path = dir.join(INIT_FILE);
     if holds_this_init(&path)? {
         return Ok(path);
@@ -130,7 +129,8 @@ mod tests {
     use super::*;
 
     fn installed(root: &Path) -> PathBuf {
-        root.join(INIT_DIR).join(INIT_FILE)
+        root.join(strata_store::StoreDir::Init.name())
+            .join(INIT_FILE)
     }
 
     #[test]
@@ -189,7 +189,7 @@ mod tests {
     #[test]
     fn leftovers_of_dead_writers_are_removed_and_live_ones_kept() {
         let root = tempfile::tempdir().unwrap();
-        let dir = root.path().join(INIT_DIR);
+        let dir = root.path().join(strata_store::StoreDir::Init.name());
         std::fs::create_dir_all(&dir).unwrap();
         // Pid 1 always exists; i32::MAX is above any pid_max.
         let live = dir.join(format!("{TEMP_PREFIX}1{TEMP_SUFFIX}"));

@@ -73,18 +73,3 @@ pub use record::{
 pub use security::{SecurityConfig, SecurityFlags};
 pub use top::{top, ProcessTable};
 pub use volume::{ensure_volume, list_volumes, remove_volume, volume_path, Volume};
-
-/// `error: cause: cause…` on one line, for the state record.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = s.source();
-    }
-    text
-}

@@ -11,9 +11,11 @@ use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use strata_exit::ExitStatus;
 
 use rustix::fs::{flock, FlockOperation};
 use serde::{Deserialize, Serialize};
@@ -253,11 +255,7 @@ pub fn start(store: &Store, container: &Container, program: &Path) -> Result<(),
                 return Err(ContainerError::StartFailed {
                     id: container.id.clone(),
                     message: now.state.error.clone(),
-                    exit_code: if now.state.exit_code == 0 {
-                        125
-                    } else {
-                        now.state.exit_code
-                    },
+                    status: ExitStatus::of_failed_start(now.state.exit_code),
                 })
             }
             Status::Created => {
@@ -269,7 +267,7 @@ pub fn start(store: &Store, container: &Container, program: &Path) -> Result<(),
                             "its monitor exited before starting it (see {})",
                             monitor_log.display()
                         ),
-                        exit_code: 125,
+                        status: ExitStatus::StrataFailed,
                     });
                 }
             }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rustix::fs::{flock, FlockOperation};
+use strata_exit::ExitStatus;
 use strata_runtime::{
     resolve_user, run_observed, BindMount, ContainerSpec, EtcFiles, InputMode, Limits,
     ObserverError, OutputMode, OutputStream, RunObserver,
@@ -60,7 +61,7 @@ pub fn run_monitor(req: &MonitorRequest) -> Result<i32, ContainerError> {
         Ok(code) => *code,
         Err(e) => {
             // Recorded so `start`/`ps`/`inspect` can say why.
-            let message = crate::error_chain(e);
+            let message = strata_exit::ErrorChain(e).to_string();
             let _ = update_state(&store, &container.id, |s| {
                 s.status = Status::Exited;
                 s.error = message.clone();
@@ -131,7 +132,10 @@ fn run_loop(
         }
         let (status_code, error) = match outcome {
             Ok(status) => (status.code(), String::new()),
-            Err(e) => (e.exit_code(), crate::error_chain(&e)),
+            Err(e) => (
+                i32::from(e.exit_status().code()),
+                strata_exit::ErrorChain(&e).to_string(),
+            ),
         };
         code = status_code;
         let failed_to_start = !error.is_empty();
@@ -150,7 +154,7 @@ fn run_loop(
             return Err(ContainerError::StartFailed {
                 id: c.id.clone(),
                 message: error,
-                exit_code: status_code,
+                status: ExitStatus::of_failed_start(status_code),
             });
         }
         let Some(state) = state else { break };

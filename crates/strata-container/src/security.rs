@@ -221,7 +221,9 @@ mod tests {
         let opt = format!("seccomp={}", bad.display());
         let err = SecurityConfig::from_flags(&flags(&[&opt])).unwrap_err();
         assert!(
-            crate::error_chain(&err).contains("use either 'name' or 'names'"),
+            strata_exit::ErrorChain(&err)
+                .to_string()
+                .contains("use either 'name' or 'names'"),
             "{err}"
         );
     }

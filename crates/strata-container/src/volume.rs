@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use strata_store::Store;
+use strata_store::{Store, StoreDir};
 
 use crate::error::ContainerError;
 use crate::lifecycle::list;
@@ -22,11 +22,8 @@ pub struct Volume {
     pub used_by: Vec<String>,
 }
 
-/// The store-root directory of volumes.
-const VOLUMES_DIR: &str = "volumes";
-
 fn volumes_dir(store: &Store) -> PathBuf {
-    store.root().join(VOLUMES_DIR)
+    store.dir_path(StoreDir::Volumes)
 }
 
 /// `<root>/volumes/<name>/_data`.
@@ -50,7 +47,7 @@ pub(crate) fn validate_volume_name(name: &str) -> Result<(), ContainerError> {
 /// Creates the volume if missing; returns its data directory.
 pub fn ensure_volume(store: &Store, name: &str) -> Result<PathBuf, ContainerError> {
     validate_volume_name(name)?;
-    store.private_dir(VOLUMES_DIR)?;
+    store.private_dir(StoreDir::Volumes)?;
     let path = volume_path(store, name);
     std::fs::create_dir_all(&path).map_err(ContainerError::io("creating volume", &path))?;
     Ok(path)

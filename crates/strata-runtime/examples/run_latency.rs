@@ -12,8 +12,9 @@ use std::path::Path;
 use std::process::{ExitCode, Stdio};
 use std::time::Instant;
 
+use strata_exit::ErrorChain;
 use strata_runtime::{
-    helper_command, helper_spec_from_env, run, run_in_helper, Chain, ContainerSpec, RuntimeError,
+    helper_command, helper_spec_from_env, run, run_in_helper, ContainerSpec, RuntimeError,
 };
 
 fn spec(tmp: &Path, rootfs: &Path, n: usize) -> ContainerSpec {
@@ -34,7 +35,7 @@ fn report(label: &str, mut ms: Vec<f64>) {
 }
 
 fn bench(iterations: usize) -> Result<(), String> {
-    let err = |e: RuntimeError| Chain(&e).to_string();
+    let err = |e: RuntimeError| ErrorChain(&e).to_string();
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let rootfs = tmp.path().join("rootfs");
     busybox::make_busybox_rootfs(&rootfs).map_err(|e| e.to_string())?;
@@ -95,15 +96,15 @@ fn main() -> ExitCode {
             return match run_in_helper(&spec) {
                 Ok(status) => ExitCode::from(u8::try_from(status.code()).unwrap_or(u8::MAX)),
                 Err(e) => {
-                    eprintln!("error: {}", Chain(&e));
-                    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(125))
+                    eprintln!("error: {}", ErrorChain(&e));
+                    ExitCode::from(e.exit_status())
                 }
             };
         }
         Ok(None) => {}
         Err(e) => {
-            eprintln!("error: {}", Chain(&e));
-            return ExitCode::from(125);
+            eprintln!("error: {}", ErrorChain(&e));
+            return ExitCode::from(strata_exit::ExitStatus::StrataFailed);
         }
     }
     let iterations = std::env::args()

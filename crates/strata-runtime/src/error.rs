@@ -3,6 +3,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use strata_exit::{ErrorChain, ExitStatus};
+
 /// Everything that can go wrong while preparing, running or cleaning up a container.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -192,57 +194,27 @@ pub enum RuntimeError {
     },
 }
 
-/// Displays an error and its sources as `a: b: c`, skipping a source whose text the previous
-/// message already contains (libcontainer repeats its causes in some messages).
-pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut previous = self.0.to_string();
-        f.write_str(&previous)?;
-        let mut next = self.0.source();
-        while let Some(err) = next {
-            let message = err.to_string();
-            if !previous.contains(&message) {
-                write!(f, ": {message}")?;
-            }
-            previous = message;
-            next = err.source();
-        }
-        Ok(())
-    }
-}
-
-/// Docker's exit code when the daemon refused (e.g. `docker exec` into a stopped container).
-const EXIT_REFUSED: i32 = 1;
-/// Docker's exit code when the runtime itself failed.
-const EXIT_RUNTIME_FAILED: i32 = 125;
-/// Docker's exit code when the command exists but cannot be executed.
-const EXIT_CANNOT_INVOKE: i32 = 126;
-/// Docker's exit code when the command does not exist.
-const EXIT_NOT_FOUND: i32 = 127;
-
 impl RuntimeError {
     /// The exit code Docker's CLI reports for this failure: for a container's command, 127
     /// when it was not found, 126 when it is not executable; for `exec`, 126 whenever the
     /// process could not be started and 1 when the container is not running (measured on
     /// Docker 20.10); 125 for every other runtime failure.
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit_status(&self) -> ExitStatus {
         match self {
-            Self::Exec { .. } => EXIT_CANNOT_INVOKE,
-            Self::NotRunning { .. } | Self::InvalidExec { .. } => EXIT_REFUSED,
+            Self::Exec { .. } => ExitStatus::CannotInvoke,
+            Self::NotRunning { .. } | Self::InvalidExec { .. } => ExitStatus::Failure,
             // libcontainer reports its executable check only as text.
             Self::Create { .. } => {
-                let message = Chain(self).to_string();
+                let message = ErrorChain(self).to_string();
                 if message.contains("not found in $PATH") {
-                    EXIT_NOT_FOUND
+                    ExitStatus::CommandNotFound
                 } else if message.contains("does not have correct permissions") {
-                    EXIT_CANNOT_INVOKE
+                    ExitStatus::CannotInvoke
                 } else {
-                    EXIT_RUNTIME_FAILED
+                    ExitStatus::StrataFailed
                 }
             }
-            _ => EXIT_RUNTIME_FAILED,
+            _ => ExitStatus::StrataFailed,
         }
     }
 }
@@ -260,7 +232,7 @@ mod tests {
             source: oci_spec::OciSpecError::Io(io),
         };
         assert_eq!(
-            Chain(&err).to_string(),
+            ErrorChain(&err).to_string(),
             "failed to build the oci runtime spec of container c: io operation failed: no such file"
         );
     }
@@ -297,7 +269,7 @@ mod tests {
             ),
         ];
         for (err, code) in cases {
-            assert_eq!(err.exit_code(), code, "{err}");
+            assert_eq!(err.exit_status().code(), code, "{err}");
         }
     }
 }

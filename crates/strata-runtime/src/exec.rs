@@ -14,7 +14,7 @@ use crate::error::RuntimeError;
 use crate::executor::ContainerExecutor;
 use crate::observer::{RunObserver, StdioRouter};
 use crate::run::{
-    ensure_single_threaded, prepare_runtime_process, with_container_ends, ExitStatus,
+    ensure_single_threaded, prepare_runtime_process, with_container_ends, Termination,
 };
 use crate::spec::{InputMode, StdioSpec, User, TERMINAL_TERM_ENV};
 use crate::stdio::{container_stdio, stdout_is_stderr, Route};
@@ -94,7 +94,7 @@ impl ExecSpec {
 /// from a single-threaded process (see [`crate::exec_helper_command`]); a command that cannot
 /// be started is [`RuntimeError::Exec`], a container that is not running
 /// [`RuntimeError::NotRunning`].
-pub fn exec(dir: &Path, id: &str, spec: &ExecSpec) -> Result<ExitStatus, RuntimeError> {
+pub fn exec(dir: &Path, id: &str, spec: &ExecSpec) -> Result<Termination, RuntimeError> {
     ensure_single_threaded()?;
     spec.validate(id)?;
     let state_root = dir.join("state");
@@ -415,6 +415,6 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let err = load_running(tmp.path(), "gone").unwrap_err();
         assert!(matches!(err, RuntimeError::NotRunning { .. }), "{err}");
-        assert_eq!(err.exit_code(), 1);
+        assert_eq!(err.exit_status().code(), 1);
     }
 }

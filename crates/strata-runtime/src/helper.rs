@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::RuntimeError;
 use crate::exec::{exec, ExecSpec};
-use crate::run::{run_watching_parent, ExitStatus};
+use crate::run::{run_watching_parent, Termination};
 use crate::spec::{ContainerSpec, OutputMode};
 
 /// Environment variable naming the file that carries the JSON [`ContainerSpec`] to the
@@ -42,8 +42,8 @@ pub struct ExecRequest {
 /// helper). The caller adds what makes `program` act as a helper (for strata, a hidden
 /// subcommand; for tests, the test binary itself), sets stdio (the helper copies the
 /// container's streams to and from its own) and spawns it. The helper's exit code is the
-/// container's ([`ExitStatus::code`]), or, with a message on stderr,
-/// [`RuntimeError::exit_code`] (125, 126, 127 like Docker) when it failed.
+/// container's ([`Termination::code`]), or, with a message on stderr,
+/// [`RuntimeError::exit_status`] (125, 126, 127 like Docker) when it failed.
 pub fn helper_command(
     program: impl AsRef<OsStr>,
     spec: &ContainerSpec,
@@ -63,7 +63,7 @@ pub fn helper_command(
 /// [`exec_request_from_env`] then [`exec_in_helper`]. The request is written to
 /// `<request.dir>/exec-request-<our pid>.json` (0600, removed by the helper). The caller sets
 /// stdio and spawns or execs it. The helper's exit code is the process's
-/// ([`ExitStatus::code`]) or, with a message on stderr, [`RuntimeError::exit_code`]. Unlike a
+/// ([`Termination::code`]) or, with a message on stderr, [`RuntimeError::exit_status`]. Unlike a
 /// run helper, it does not die with its parent: like `docker exec`, the process keeps running
 /// when the client goes away.
 pub fn exec_helper_command(
@@ -89,7 +89,7 @@ pub fn exec_request_from_env() -> Result<Option<ExecRequest>, RuntimeError> {
 }
 
 /// The exec helper's side: runs the request with the helper's own stdio.
-pub fn exec_in_helper(request: &ExecRequest) -> Result<ExitStatus, RuntimeError> {
+pub fn exec_in_helper(request: &ExecRequest) -> Result<Termination, RuntimeError> {
     exec(&request.dir, &request.id, &request.spec)
 }
 
@@ -159,7 +159,7 @@ fn read_request<T: serde::de::DeserializeOwned>(
 /// the pipes it gave the helper) and returns the container's exit status. Signals the helper
 /// receives are forwarded to the container; if the parent named in [`HELPER_PARENT_ENV`]
 /// dies, the container is killed.
-pub fn run_in_helper(spec: &ContainerSpec) -> Result<ExitStatus, RuntimeError> {
+pub fn run_in_helper(spec: &ContainerSpec) -> Result<Termination, RuntimeError> {
     let mut spec = spec.clone();
     for stream in [&mut spec.stdio.stdout, &mut spec.stdio.stderr] {
         if *stream == OutputMode::Capture {

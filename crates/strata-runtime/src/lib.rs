@@ -71,7 +71,7 @@ mod supervise;
 mod terminal;
 mod user;
 
-pub use error::{Chain, RuntimeError};
+pub use error::RuntimeError;
 pub use exec::{exec, ExecSpec};
 pub use helper::{
     exec_helper_command, exec_in_helper, exec_request_from_env, helper_command,
@@ -84,7 +84,7 @@ pub use network::{
 };
 pub use observer::{ObserverError, OutputStream, RunObserver};
 pub use oci::{oci_spec, HostFacts, DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS};
-pub use run::{run, run_observed, run_observed_watching_parent, ExitStatus, RunOutput};
+pub use run::{run, run_observed, run_observed_watching_parent, RunOutput, Termination};
 pub use seccomp::{SeccompPolicy, SeccompProfileError};
 pub use security::{
     normalize_capabilities, DeviceMapping, Security, CAPABILITY_NAMES, DEFAULT_CAPABILITY_NAMES,

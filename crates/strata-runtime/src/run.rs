@@ -22,14 +22,14 @@ use crate::terminal::{ConsoleSocket, PtyProxy};
 
 /// How the container's init process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitStatus {
+pub enum Termination {
     /// Normal exit with this code.
     Exited(i32),
     /// Killed by this signal number.
     Signaled(i32),
 }
 
-impl ExitStatus {
+impl Termination {
     /// The shell-style code Docker reports: the exit code, or 128 + the signal number.
     pub fn code(self) -> i32 {
         match self {
@@ -46,7 +46,7 @@ impl ExitStatus {
 /// Result of [`run`]: the exit status and whatever was captured ([`OutputMode::Capture`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunOutput {
-    pub status: ExitStatus,
+    pub status: Termination,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
 }
@@ -95,7 +95,7 @@ pub(crate) fn run_watching_parent(
 pub fn run_observed(
     spec: &ContainerSpec,
     observer: &mut dyn RunObserver,
-) -> Result<ExitStatus, RuntimeError> {
+) -> Result<Termination, RuntimeError> {
     run_container(spec, None, [Route::Pipe, Route::Pipe], false, observer)
 }
 
@@ -105,7 +105,7 @@ pub fn run_observed_watching_parent(
     spec: &ContainerSpec,
     parent: i32,
     observer: &mut dyn RunObserver,
-) -> Result<ExitStatus, RuntimeError> {
+) -> Result<Termination, RuntimeError> {
     let parent = Pid::from_raw(parent).ok_or_else(|| RuntimeError::InvalidSpec {
         id: spec.id.clone(),
         reason: format!("parent pid {parent} is not a process id"),
@@ -127,7 +127,7 @@ fn run_container(
     routes: [Route; 2],
     merged: bool,
     observer: &mut dyn RunObserver,
-) -> Result<ExitStatus, RuntimeError> {
+) -> Result<Termination, RuntimeError> {
     ensure_single_threaded()?;
     let host = HostFacts::probe(spec)?;
     let oci = oci_spec(spec, &host)?;
@@ -173,7 +173,7 @@ fn run_created_bundle(
     routes: [Route; 2],
     merged: bool,
     observer: &mut dyn RunObserver,
-) -> Result<ExitStatus, RuntimeError> {
+) -> Result<Termination, RuntimeError> {
     let stdio_err = |source| RuntimeError::Stdio {
         id: spec.id.clone(),
         source,
@@ -421,10 +421,10 @@ mod tests {
     #[test]
     fn exit_status_codes_follow_docker() {
         let cases = [
-            (ExitStatus::Exited(0), 0, true),
-            (ExitStatus::Exited(3), 3, false),
-            (ExitStatus::Signaled(9), 137, false),
-            (ExitStatus::Signaled(15), 143, false),
+            (Termination::Exited(0), 0, true),
+            (Termination::Exited(3), 3, false),
+            (Termination::Signaled(9), 137, false),
+            (Termination::Signaled(15), 143, false),
         ];
         for (status, code, success) in cases {
             assert_eq!(status.code(), code, "{status:?}");

@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use rustix::process::{getppid, Pid, WaitOptions};
 
 use crate::observer::OutputStream;
-use crate::run::ExitStatus;
+use crate::run::Termination;
 use crate::stdio::{drain, OurEnds, StdinPipe};
 use crate::terminal::PtyProxy;
 
@@ -154,7 +154,7 @@ pub(crate) fn supervise(
     streams: &mut Streams,
     until: Until,
     sink: &mut Sink<'_>,
-) -> io::Result<ExitStatus> {
+) -> io::Result<Termination> {
     const SOURCES: [OutputStream; 2] = [OutputStream::Stdout, OutputStream::Stderr];
     let mut orphan_killed = false;
     let mut buf = vec![0u8; 64 * 1024];
@@ -327,15 +327,15 @@ fn input_pollfds(
     (source, target)
 }
 
-fn exit_status(status: rustix::process::WaitStatus) -> Option<ExitStatus> {
+fn exit_status(status: rustix::process::WaitStatus) -> Option<Termination> {
     if let Some(code) = status.exit_status() {
-        return Some(ExitStatus::Exited(code));
+        return Some(Termination::Exited(code));
     }
-    status.terminating_signal().map(ExitStatus::Signaled)
+    status.terminating_signal().map(Termination::Signaled)
 }
 
 /// Reaps `pid` if it has exited.
-fn try_reap(pid: Pid) -> io::Result<Option<ExitStatus>> {
+fn try_reap(pid: Pid) -> io::Result<Option<Termination>> {
     loop {
         match rustix::process::waitpid(Some(pid), WaitOptions::NOHANG) {
             Ok(Some((_, status))) => return Ok(exit_status(status)),
@@ -347,7 +347,7 @@ fn try_reap(pid: Pid) -> io::Result<Option<ExitStatus>> {
 }
 
 /// Blocks until `pid` exits and reaps it.
-pub(crate) fn wait_for(pid: Pid) -> io::Result<ExitStatus> {
+pub(crate) fn wait_for(pid: Pid) -> io::Result<Termination> {
     loop {
         match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
             Ok(Some((_, status))) => {
@@ -371,7 +371,7 @@ mod tests {
         pid: Pid,
         parent: Option<Pid>,
         pipes: [Option<File>; 2],
-    ) -> (ExitStatus, [Vec<u8>; 2]) {
+    ) -> (Termination, [Vec<u8>; 2]) {
         let signals = SignalGuard::block().unwrap();
         for pipe in pipes.iter().flatten() {
             crate::stdio::set_nonblocking(pipe.as_raw_fd()).unwrap();
@@ -413,7 +413,7 @@ mod tests {
             child.stderr.take().map(|s| File::from(OwnedFd::from(s))),
         ];
         let (status, [out, err]) = collect(pid, None, pipes);
-        assert_eq!(status, ExitStatus::Exited(3));
+        assert_eq!(status, Termination::Exited(3));
         assert_eq!(out.len(), 300_000);
         assert_eq!(err, b"oops\n");
     }
@@ -427,7 +427,7 @@ mod tests {
             .unwrap();
         let pid = Pid::from_raw(child.id() as i32).unwrap();
         let (status, _) = collect(pid, None, [None, None]);
-        assert_eq!(status, ExitStatus::Signaled(9));
+        assert_eq!(status, Termination::Signaled(9));
         assert_eq!(status.code(), 137);
     }
 
@@ -439,7 +439,7 @@ mod tests {
         // Pid 1 is never this test's parent, so the parent counts as gone at once.
         let started = std::time::Instant::now();
         let (status, _) = collect(pid, Some(Pid::INIT), [None, None]);
-        assert_eq!(status, ExitStatus::Signaled(9));
+        assert_eq!(status, Termination::Signaled(9));
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 
@@ -490,7 +490,7 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!(status, ExitStatus::Exited(4));
+        assert_eq!(status, Termination::Exited(4));
         assert_eq!(out, b"hi\r\n");
         assert!(started.elapsed() < std::time::Duration::from_secs(4));
     }

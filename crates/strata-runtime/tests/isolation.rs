@@ -14,11 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Output, Stdio};
 use std::time::Instant;
 
+use strata_exit::ErrorChain;
 use strata_runtime::{
     exec_helper_command, exec_in_helper, exec_request_from_env, helper_command,
     helper_spec_from_env, resolve_user, run, run_in_helper, run_observed,
-    run_observed_watching_parent, Chain, ContainerSpec, ExecRequest, ExecSpec, ExitStatus,
-    InputMode, Limits, Network, ObserverError, OutputMode, OutputStream, RunObserver, RuntimeError,
+    run_observed_watching_parent, ContainerSpec, ExecRequest, ExecSpec, InputMode, Limits, Network,
+    ObserverError, OutputMode, OutputStream, RunObserver, RuntimeError, Termination,
 };
 
 type CaseResult = Result<(), String>;
@@ -152,7 +153,7 @@ fn output_is_captured(fx: &Fixture) -> CaseResult {
     spec.stdio.stdout = OutputMode::Capture;
     spec.stdio.stderr = OutputMode::Capture;
     // In-process: this runner's main thread is the only thread.
-    let out = run(&spec).map_err(|e| Chain(&e).to_string())?;
+    let out = run(&spec).map_err(|e| ErrorChain(&e).to_string())?;
     ensure!(out.status.success(), "status {:?}", out.status);
     ensure!(out.stdout == b"hi\n", "stdout {:?}", text(&out.stdout));
     ensure!(out.stderr == b"oops\n", "stderr {:?}", text(&out.stderr));
@@ -160,7 +161,7 @@ fn output_is_captured(fx: &Fixture) -> CaseResult {
     let mut null_stdin = fx.spec("nullstdin", &["sh", "-c", "cat; echo done"]);
     null_stdin.stdio.stdin = strata_runtime::InputMode::Null;
     null_stdin.stdio.stdout = OutputMode::Capture;
-    let out = run(&null_stdin).map_err(|e| Chain(&e).to_string())?;
+    let out = run(&null_stdin).map_err(|e| ErrorChain(&e).to_string())?;
     ensure!(
         out.status.success() && out.stdout == b"done\n",
         "null stdin: {:?} {:?}",
@@ -306,7 +307,7 @@ fn image_user_groups_env_and_cwd_apply(fx: &Fixture) -> CaseResult {
         "identity",
         &["sh", "-c", "id -u; id -G; echo $WHO; echo $HOME; pwd"],
     );
-    let resolved = resolve_user(&fx.rootfs, "app").map_err(|e| Chain(&e).to_string())?;
+    let resolved = resolve_user(&fx.rootfs, "app").map_err(|e| ErrorChain(&e).to_string())?;
     spec.process.apply_user(&resolved);
     spec.process.env.push("WHO=Sean and Karl".into());
     spec.process.cwd = "/tmp".into();
@@ -472,7 +473,7 @@ fn created_mount_points_do_not_reach_the_upper_dir(fx: &Fixture) -> CaseResult {
     spec.rootfs = overlay.merged.clone();
     spec.hostname = "stubby".into();
     spec.etc_files = strata_runtime::EtcFiles::docker_defaults(Network::None)
-        .map_err(|e| Chain(&e).to_string())?;
+        .map_err(|e| ErrorChain(&e).to_string())?;
     spec.mounts.push(strata_runtime::BindMount {
         source: fx.tmp.path().to_owned(),
         destination: "/mnt/host".into(),
@@ -727,9 +728,9 @@ fn observed_run_delivers_streams_separately_and_live(fx: &Fixture) -> CaseResult
         &["sh", "-c", "echo a; sleep 1; echo b >&2; exit 5"],
     );
     let mut recorder = Recorder::default();
-    let status = run_observed(&spec, &mut recorder).map_err(|e| Chain(&e).to_string())?;
+    let status = run_observed(&spec, &mut recorder).map_err(|e| ErrorChain(&e).to_string())?;
     let ended = Instant::now();
-    ensure!(status == ExitStatus::Exited(5), "status {status:?}");
+    ensure!(status == Termination::Exited(5), "status {status:?}");
     ensure!(
         recorder.out == [b"a\n".to_vec(), b"b\n".to_vec()],
         "streams {:?} {:?}",
@@ -776,11 +777,11 @@ fn observer_error_aborts_and_cleans_up(fx: &Fixture) -> CaseResult {
     ensure!(
         matches!(&result, Err(RuntimeError::Observer { .. })),
         "result {:?}",
-        result.map_err(|e| Chain(&e).to_string())
+        result.map_err(|e| ErrorChain(&e).to_string())
     );
     let message = result
         .err()
-        .map(|e| Chain(&e).to_string())
+        .map(|e| ErrorChain(&e).to_string())
         .unwrap_or_default();
     ensure!(
         message.contains("network set-up failed"),
@@ -800,7 +801,7 @@ fn terminal_run_gives_a_pty_and_one_stream(fx: &Fixture) -> CaseResult {
     spec.process.terminal = true;
     spec.stdio.stdin = InputMode::Null;
     let mut recorder = Recorder::default();
-    let status = run_observed(&spec, &mut recorder).map_err(|e| Chain(&e).to_string())?;
+    let status = run_observed(&spec, &mut recorder).map_err(|e| ErrorChain(&e).to_string())?;
     let expected = "/dev/pts/0\r\nin-tty\r\nerr\r\nxterm\r\n";
     ensure!(
         status.success() && text(&recorder.out[0]) == expected && recorder.out[1].is_empty(),
@@ -846,8 +847,8 @@ fn holder_main(json: &str) -> ExitCode {
     match run_observed_watching_parent(&spec, parent, &mut HolderObserver) {
         Ok(status) => ExitCode::from(u8::try_from(status.code()).unwrap_or(u8::MAX)),
         Err(err) => {
-            eprintln!("error: {}", Chain(&err));
-            ExitCode::from(125)
+            eprintln!("error: {}", ErrorChain(&err));
+            ExitCode::from(strata_exit::ExitStatus::StrataFailed)
         }
     }
 }
@@ -1181,8 +1182,8 @@ fn exec_helper_main(request: &ExecRequest) -> ExitCode {
     match exec_in_helper(request) {
         Ok(status) => ExitCode::from(u8::try_from(status.code()).unwrap_or(u8::MAX)),
         Err(err) => {
-            eprintln!("error: {}", Chain(&err));
-            ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(125))
+            eprintln!("error: {}", ErrorChain(&err));
+            ExitCode::from(err.exit_status())
         }
     }
 }
@@ -1192,8 +1193,8 @@ fn helper_main(spec: &ContainerSpec) -> ExitCode {
     match run_in_helper(spec) {
         Ok(status) => ExitCode::from(u8::try_from(status.code()).unwrap_or(u8::MAX)),
         Err(err) => {
-            eprintln!("error: {}", Chain(&err));
-            ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(125))
+            eprintln!("error: {}", ErrorChain(&err));
+            ExitCode::from(err.exit_status())
         }
     }
 }
@@ -1209,16 +1210,16 @@ fn main() -> ExitCode {
         Ok(Some(request)) => return exec_helper_main(&request),
         Ok(None) => {}
         Err(err) => {
-            eprintln!("error: {}", Chain(&err));
-            return ExitCode::from(125);
+            eprintln!("error: {}", ErrorChain(&err));
+            return ExitCode::from(strata_exit::ExitStatus::StrataFailed);
         }
     }
     match helper_spec_from_env() {
         Ok(Some(spec)) => return helper_main(&spec),
         Ok(None) => {}
         Err(err) => {
-            eprintln!("error: {}", Chain(&err));
-            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(125));
+            eprintln!("error: {}", ErrorChain(&err));
+            return ExitCode::from(err.exit_status());
         }
     }
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -3,12 +3,14 @@
 
 use std::fmt::Display;
 
+use strata_exit::{ErrorChain, ExitStatus};
+
 pub(crate) struct Failure {
     pub(crate) message: String,
     /// Lines printed verbatim under the error (a Dockerfile excerpt with a caret).
     pub(crate) detail: Option<String>,
     pub(crate) hint: Option<String>,
-    pub(crate) code: u8,
+    pub(crate) status: ExitStatus,
 }
 
 impl Failure {
@@ -17,12 +19,17 @@ impl Failure {
             message: message.to_string(),
             detail: None,
             hint: None,
-            code: 1,
+            status: ExitStatus::Failure,
         }
     }
 
     pub(crate) fn with_detail(mut self, detail: impl Display) -> Failure {
         self.detail = Some(detail.to_string());
+        self
+    }
+
+    pub(crate) fn with_status(mut self, status: ExitStatus) -> Failure {
+        self.status = status;
         self
     }
 
@@ -41,6 +48,12 @@ impl Failure {
             eprintln!("hint: {hint}");
         }
     }
+}
+
+/// `f` reported as strata's own failure (125): it happened before a container's command
+/// could run, so its status must not be mistaken for the command's.
+pub(crate) fn strata_failed(f: Failure) -> Failure {
+    f.with_status(ExitStatus::StrataFailed)
 }
 
 /// Keeps an error on one line whatever a library or a file put in it: control characters
@@ -69,31 +82,15 @@ pub(crate) trait Context<T> {
 
 impl<T, E: std::error::Error + 'static> Context<T> for Result<T, E> {
     fn context(self, what: impl Display) -> Result<T, Failure> {
-        self.map_err(|e| Failure::new(format!("{what}: {}", chain(&e))))
+        self.map_err(|e| Failure::new(format!("{what}: {}", ErrorChain(&e))))
     }
-}
-
-/// The error and its causes on one line (`a: b: c`), skipping a cause whose text the
-/// message already carries.
-pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 macro_rules! failure_from {
     ($($t:ty),*) => {$(
         impl From<$t> for Failure {
             fn from(e: $t) -> Failure {
-                Failure::new(chain(&e))
+                Failure::new(ErrorChain(&e))
             }
         }
     )*};

@@ -9,9 +9,10 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use strata_exit::ErrorChain;
 use strata_runtime::{
-    allocate_host_ports, helper_command, parse_publish, run, Chain, ContainerSpec, EtcFiles,
-    Network, OutputMode, PortMapping, RuntimeError,
+    allocate_host_ports, helper_command, parse_publish, run, ContainerSpec, EtcFiles, Network,
+    OutputMode, PortMapping, RuntimeError,
 };
 
 use super::{describe, text, wait_until, CaseResult, Fixture};
@@ -27,11 +28,11 @@ fn bridged(
     spec.network = Network::Bridge;
     for value in publish {
         spec.ports
-            .extend(parse_publish(value).map_err(|e| Chain(&e).to_string())?);
+            .extend(parse_publish(value).map_err(|e| ErrorChain(&e).to_string())?);
     }
-    allocate_host_ports(&mut spec.ports).map_err(|e| Chain(&e).to_string())?;
+    allocate_host_ports(&mut spec.ports).map_err(|e| ErrorChain(&e).to_string())?;
     spec.etc_files = EtcFiles::docker_defaults_for(Network::Bridge, &spec.hostname)
-        .map_err(|e| Chain(&e).to_string())?;
+        .map_err(|e| ErrorChain(&e).to_string())?;
     Ok(spec)
 }
 
@@ -162,7 +163,7 @@ pub(crate) fn two_containers_publish_different_ports(fx: &Fixture) -> CaseResult
     // Allocated one after the other, both may get the same free port: pick again then.
     while two.ports[0].host_port == one.ports[0].host_port {
         two.ports[0].host_port = 0;
-        allocate_host_ports(&mut two.ports).map_err(|e| Chain(&e).to_string())?;
+        allocate_host_ports(&mut two.ports).map_err(|e| ErrorChain(&e).to_string())?;
     }
     let mut first = spawn_helper(&one)?;
     let mut second = spawn_helper(&two)?;
@@ -179,8 +180,13 @@ pub(crate) fn two_containers_publish_different_ports(fx: &Fixture) -> CaseResult
         first.wait_with_output().map_err(|e| e.to_string())?,
         second.wait_with_output().map_err(|e| e.to_string())?,
     );
-    replies.0?;
-    replies.1?;
+    // A missing reply says why: the helper's own output (its start may have failed).
+    replies
+        .0
+        .map_err(|e| format!("{e}; container one: {}", describe(&outs.0)))?;
+    replies
+        .1
+        .map_err(|e| format!("{e}; container two: {}", describe(&outs.1)))?;
     ensure!(outs.0.status.success(), "one: {}", describe(&outs.0));
     ensure!(outs.1.status.success(), "two: {}", describe(&outs.1));
     released(&one)?;
@@ -339,9 +345,9 @@ pub(crate) fn measure_start_latency(fx: &Fixture) -> Result<String, String> {
             let mut spec = fx.spec(&format!("measure-{network:?}-{i}"), &["true"]);
             spec.network = network;
             spec.etc_files = EtcFiles::docker_defaults_for(network, &spec.hostname)
-                .map_err(|e| Chain(&e).to_string())?;
+                .map_err(|e| ErrorChain(&e).to_string())?;
             let started = Instant::now();
-            let out = run(&spec).map_err(|e| Chain(&e).to_string())?;
+            let out = run(&spec).map_err(|e| ErrorChain(&e).to_string())?;
             times.push(started.elapsed());
             ensure!(out.status.success(), "{network:?}: {:?}", out.status);
         }

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::os::fd::AsFd;
-use std::process::ExitCode;
 use std::sync::Arc;
+use strata_exit::ExitStatus;
 
 use strata_build::{
     BuildError, BuildOptions, Builder, DebugOnFail, Reporter, RunNetwork, RuntimeExecutor,
@@ -24,7 +24,7 @@ use crate::render::out;
 /// Lines of a failed RUN's output the error repeats (the progress shows all of it).
 const ERROR_TAIL_LINES: usize = 10;
 
-pub(crate) fn run(g: &GlobalOptions, a: BuildArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn run(g: &GlobalOptions, a: BuildArgs) -> Result<ExitStatus, Failure> {
     let from_stdin = a.context.as_os_str() == "-";
     if a.check {
         let file = match &a.file {
@@ -159,7 +159,7 @@ pub(crate) fn run(g: &GlobalOptions, a: BuildArgs) -> Result<ExitCode, Failure> 
             note(&format!("naming to {tag} done"));
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// What `--debug-on-fail` says when it cannot open a shell.
@@ -242,7 +242,7 @@ fn build_failure(e: BuildError) -> Failure {
             };
             return failure.with_hint(hint);
         }
-        return Failure::new(crate::failure::chain(source.as_ref())).with_hint(hint);
+        return Failure::new(strata_exit::ErrorChain(source.as_ref())).with_hint(hint);
     }
     Failure::from(e)
 }

@@ -2,7 +2,7 @@
 //! from the same clap definitions the parser uses, so they cannot drift from the flags.
 
 use std::path::Path;
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use clap::CommandFactory;
 
@@ -10,15 +10,15 @@ use crate::cli::{Cli, CompletionArgs, ManArgs};
 use crate::failure::{Context, Failure};
 use crate::render::out;
 
-pub(crate) fn completion(a: CompletionArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn completion(a: CompletionArgs) -> Result<ExitStatus, Failure> {
     let mut script = Vec::new();
     clap_complete::generate(a.shell, &mut Cli::command(), "strata", &mut script);
     out(&String::from_utf8_lossy(&script));
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// One page per command (`strata.1`, `strata-run.1`, `strata-image-ls.1`…) in `a.dir`.
-pub(crate) fn man(a: ManArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn man(a: ManArgs) -> Result<ExitStatus, Failure> {
     std::fs::create_dir_all(&a.dir).context(format!("creating {}", a.dir.display()))?;
     let mut written = 0;
     write_pages(&Cli::command(), "strata", &a.dir, &mut written)?;
@@ -26,7 +26,7 @@ pub(crate) fn man(a: ManArgs) -> Result<ExitCode, Failure> {
         "{written} man pages written to {}\n",
         a.dir.display()
     ));
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 fn write_pages(

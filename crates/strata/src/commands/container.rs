@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use strata_container::{
     exec_monitor, kill, lookup, monitor_alive, monitor_command, parse_signal, prune, read_log,
@@ -26,7 +26,7 @@ fn each(
     g: &GlobalOptions,
     names: &[String],
     mut action: impl FnMut(&Store, &Container, &str) -> Result<Option<String>, Failure>,
-) -> Result<ExitCode, Failure> {
+) -> Result<ExitStatus, Failure> {
     let store = super::open_store(g)?;
     let mut results = Outcomes::default();
     for name in names {
@@ -36,7 +36,7 @@ fn each(
                 .and_then(|c| action(&store, &c, name)),
         );
     }
-    Ok(results.exit_code())
+    Ok(results.exit_status())
 }
 
 /// What a verb given several containers prints per container, and its exit status: failure
@@ -58,11 +58,11 @@ impl Outcomes {
         }
     }
 
-    fn exit_code(&self) -> ExitCode {
+    fn exit_status(&self) -> ExitStatus {
         if self.failed {
-            ExitCode::FAILURE
+            ExitStatus::Failure
         } else {
-            ExitCode::SUCCESS
+            ExitStatus::Success
         }
     }
 }
@@ -73,7 +73,7 @@ fn each_at_once(
     g: &GlobalOptions,
     names: &[String],
     action: impl Fn(&Store, &Container, &str) -> Result<Option<String>, Failure> + Sync,
-) -> Result<ExitCode, Failure> {
+) -> Result<ExitStatus, Failure> {
     /// Waits are short polls; more threads than this only add memory.
     const MAX_THREADS: usize = 64;
     let store = super::open_store(g)?;
@@ -106,10 +106,10 @@ fn each_at_once(
             }
         }
     });
-    Ok(outcomes.exit_code())
+    Ok(outcomes.exit_status())
 }
 
-pub(crate) fn start_cmd(g: &GlobalOptions, a: StartArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn start_cmd(g: &GlobalOptions, a: StartArgs) -> Result<ExitStatus, Failure> {
     if a.attach || a.interactive {
         let [name] = a.containers.as_slice() else {
             return Err(Failure::new(
@@ -134,14 +134,14 @@ pub(crate) fn start_cmd(g: &GlobalOptions, a: StartArgs) -> Result<ExitCode, Fai
     })
 }
 
-pub(crate) fn stop_cmd(g: &GlobalOptions, a: StopArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn stop_cmd(g: &GlobalOptions, a: StopArgs) -> Result<ExitStatus, Failure> {
     each_at_once(g, &a.containers, |store, c, name| {
         stop(store, c, a.time)?;
         Ok(Some(name.to_owned()))
     })
 }
 
-pub(crate) fn restart_cmd(g: &GlobalOptions, a: StopArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn restart_cmd(g: &GlobalOptions, a: StopArgs) -> Result<ExitStatus, Failure> {
     let program = current_exe()?;
     each(g, &a.containers, |store, c, name| {
         stop(store, c, a.time)?;
@@ -151,7 +151,7 @@ pub(crate) fn restart_cmd(g: &GlobalOptions, a: StopArgs) -> Result<ExitCode, Fa
     })
 }
 
-pub(crate) fn kill_cmd(g: &GlobalOptions, a: KillArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn kill_cmd(g: &GlobalOptions, a: KillArgs) -> Result<ExitStatus, Failure> {
     let signal = parse_signal(&a.signal)?;
     each_at_once(g, &a.containers, |store, c, name| {
         kill(store, c, signal)?;
@@ -159,22 +159,22 @@ pub(crate) fn kill_cmd(g: &GlobalOptions, a: KillArgs) -> Result<ExitCode, Failu
     })
 }
 
-pub(crate) fn wait_cmd(g: &GlobalOptions, a: ContainersArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn wait_cmd(g: &GlobalOptions, a: ContainersArgs) -> Result<ExitStatus, Failure> {
     each(g, &a.containers, |store, c, _| {
         Ok(Some(wait(store, c)?.to_string()))
     })
 }
 
-pub(crate) fn rm_cmd(g: &GlobalOptions, a: RmArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn rm_cmd(g: &GlobalOptions, a: RmArgs) -> Result<ExitStatus, Failure> {
     each_at_once(g, &a.containers, |store, c, name| {
         remove(store, c, a.force, a.volumes)?;
         Ok(Some(name.to_owned()))
     })
 }
 
-pub(crate) fn prune_cmd(g: &GlobalOptions, a: ContainerPruneArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn prune_cmd(g: &GlobalOptions, a: ContainerPruneArgs) -> Result<ExitStatus, Failure> {
     if !a.force && !super::confirm("This will remove all stopped containers.")? {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
     let store = super::open_store(g)?;
     let removed = prune(&store)?;
@@ -190,10 +190,10 @@ pub(crate) fn prune_cmd(g: &GlobalOptions, a: ContainerPruneArgs) -> Result<Exit
     let freed: u64 = removed.iter().map(|(_, bytes)| bytes).sum();
     text.push_str(&format!("Total reclaimed space: {}\n", human::size(freed)));
     out(&text);
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
-pub(crate) fn logs_cmd(g: &GlobalOptions, a: LogsArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn logs_cmd(g: &GlobalOptions, a: LogsArgs) -> Result<ExitStatus, Failure> {
     let store = super::open_store(g)?;
     let c = lookup(&store, &a.container)?;
     if !c.config.log.enabled {
@@ -226,7 +226,7 @@ pub(crate) fn logs_cmd(g: &GlobalOptions, a: LogsArgs) -> Result<ExitCode, Failu
         &mut || monitor_alive(&lock),
         &mut sink,
     )?;
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// `logs` output: the container's stdout entries to ours (buffered), its stderr to ours.

@@ -2,18 +2,19 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use strata_container::{Container, ContainerError, CopyOptions};
 use strata_oci::Reference;
 use strata_store::Store;
 
 use crate::cli::{CommitArgs, CpArgs, DiffArgs, ExportArgs, GlobalOptions, TopArgs};
-use crate::failure::{chain, Context, Failure};
+use crate::failure::{Context, Failure};
 use crate::render::{out, table::Table};
+use strata_exit::ErrorChain;
 
 fn failed(e: ContainerError) -> Failure {
-    Failure::new(chain(&e))
+    Failure::new(ErrorChain(&e))
 }
 
 fn open(g: &GlobalOptions, name: &str) -> Result<(Store, Container), Failure> {
@@ -22,7 +23,7 @@ fn open(g: &GlobalOptions, name: &str) -> Result<(Store, Container), Failure> {
     Ok((store, c))
 }
 
-pub(crate) fn diff(g: &GlobalOptions, a: DiffArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn diff(g: &GlobalOptions, a: DiffArgs) -> Result<ExitStatus, Failure> {
     let (store, c) = open(g, &a.container)?;
     let mut text = String::new();
     for change in strata_container::changes(&store, &c).map_err(failed)? {
@@ -33,10 +34,10 @@ pub(crate) fn diff(g: &GlobalOptions, a: DiffArgs) -> Result<ExitCode, Failure> 
         ));
     }
     out(&text);
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
-pub(crate) fn commit(g: &GlobalOptions, a: CommitArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn commit(g: &GlobalOptions, a: CommitArgs) -> Result<ExitStatus, Failure> {
     let tag = a.reference.as_deref().map(Reference::parse).transpose()?;
     if tag.as_ref().is_some_and(|t| t.digest().is_some()) {
         return Err(Failure::new(
@@ -53,10 +54,10 @@ pub(crate) fn commit(g: &GlobalOptions, a: CommitArgs) -> Result<ExitCode, Failu
     };
     let id = strata_container::commit(&store, &c, &opts).map_err(failed)?;
     out(&format!("{id}\n"));
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
-pub(crate) fn export(g: &GlobalOptions, a: ExportArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn export(g: &GlobalOptions, a: ExportArgs) -> Result<ExitStatus, Failure> {
     let (store, c) = open(g, &a.container)?;
     let write = |w: &mut dyn Write| -> Result<(), Failure> {
         strata_container::export(&store, &c, w).map_err(failed)
@@ -65,7 +66,7 @@ pub(crate) fn export(g: &GlobalOptions, a: ExportArgs) -> Result<ExitCode, Failu
         Some(path) => super::output_file::write_file(path, write)?,
         None => super::output_file::write_stdout(write)?,
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// One `cp` operand: `-`, a host path, or `CONTAINER:PATH`.
@@ -97,7 +98,7 @@ fn operand(arg: &str) -> Operand {
     }
 }
 
-pub(crate) fn cp(g: &GlobalOptions, a: CpArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn cp(g: &GlobalOptions, a: CpArgs) -> Result<ExitStatus, Failure> {
     let opts = CopyOptions {
         archive: a.archive,
         follow_link: a.follow_link,
@@ -134,10 +135,10 @@ pub(crate) fn cp(g: &GlobalOptions, a: CpArgs) -> Result<ExitCode, Failure> {
                 .with_hint("use CONTAINER:PATH for the container side"));
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
-pub(crate) fn top(g: &GlobalOptions, a: TopArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn top(g: &GlobalOptions, a: TopArgs) -> Result<ExitStatus, Failure> {
     let (_store, c) = open(g, &a.container)?;
     let table = strata_container::top(&c).map_err(failed)?;
     let titles: Vec<&str> = table.titles.iter().map(String::as_str).collect();
@@ -146,7 +147,7 @@ pub(crate) fn top(g: &GlobalOptions, a: TopArgs) -> Result<ExitCode, Failure> {
         rendered.row(row);
     }
     out(&rendered.render());
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `strata dockerfile parse [FILE|-] [--json]`: the parser's view of a Dockerfile, for
 //! debugging and tools (format: docs/dockerfile-json.md).
 
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use crate::cli::ParseArgs;
 use crate::failure::Failure;
@@ -35,7 +35,7 @@ pub(crate) fn display_name(file: &str) -> &str {
     }
 }
 
-pub(crate) fn parse(a: ParseArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn parse(a: ParseArgs) -> Result<ExitStatus, Failure> {
     let source = super::read_input(&a.file)?;
     let df = parse_source(&source, display_name(&a.file))?;
     if a.json {
@@ -43,7 +43,7 @@ pub(crate) fn parse(a: ParseArgs) -> Result<ExitCode, Failure> {
             "{}\n",
             pretty_json(&strata_dockerfile::to_json(&df))
         ));
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
     let json = strata_dockerfile::to_json(&df);
     let mut text = String::new();
@@ -70,5 +70,5 @@ pub(crate) fn parse(a: ParseArgs) -> Result<ExitCode, Failure> {
         text.push_str(&format!("warning: line {}: {}\n", w.line, w.message));
     }
     out(&text);
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }

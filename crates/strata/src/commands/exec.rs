@@ -4,7 +4,7 @@
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use strata_container::{lookup, monitor_alive, Status};
 use strata_runtime::{
@@ -12,15 +12,15 @@ use strata_runtime::{
 };
 
 use crate::cli::{ExecArgs, GlobalOptions};
-use crate::failure::Failure;
+use crate::failure::{strata_failed, Failure};
 
-use super::run::{as_125, current_exe};
+use super::run::current_exe;
 
-pub(crate) fn run(g: &GlobalOptions, a: ExecArgs) -> Result<ExitCode, Failure> {
-    let store = super::open_store(g).map_err(as_125)?;
-    let c = lookup(&store, &a.container).map_err(|e| as_125(e.into()))?;
+pub(crate) fn run(g: &GlobalOptions, a: ExecArgs) -> Result<ExitStatus, Failure> {
+    let store = super::open_store(g).map_err(strata_failed)?;
+    let c = lookup(&store, &a.container).map_err(|e| strata_failed(e.into()))?;
     if c.state.status != Status::Running || !monitor_alive(&c.paths().monitor_lock) {
-        return Err(as_125(Failure::new(format!(
+        return Err(strata_failed(Failure::new(format!(
             "container {} is not running",
             a.container
         ))));
@@ -41,11 +41,11 @@ pub(crate) fn run(g: &GlobalOptions, a: ExecArgs) -> Result<ExitCode, Failure> {
     if let Some(user) = &a.user {
         // The container's own passwd/group, seen through its init's root.
         let root = format!("/proc/{}/root", c.state.pid);
-        let resolved = resolve_user(Path::new(&root), user).map_err(|e| as_125(e.into()))?;
+        let resolved = resolve_user(Path::new(&root), user).map_err(|e| strata_failed(e.into()))?;
         spec.apply_user(&resolved);
         // The container's --group-add applies to an exec'd user too, as in Docker.
         let added = resolve_groups(Path::new(&root), &c.config.security.group_add)
-            .map_err(|e| as_125(e.into()))?;
+            .map_err(|e| strata_failed(e.into()))?;
         if let Some(user) = spec.user.as_mut() {
             user.additional_gids.extend(added);
         }
@@ -62,10 +62,10 @@ pub(crate) fn run(g: &GlobalOptions, a: ExecArgs) -> Result<ExitCode, Failure> {
         spec,
     };
     let mut command =
-        exec_helper_command(current_exe()?, &request).map_err(|e| as_125(e.into()))?;
+        exec_helper_command(current_exe()?, &request).map_err(|e| strata_failed(e.into()))?;
     drop(store);
     let err = command.exec();
-    Err(as_125(Failure::new(format!(
+    Err(strata_failed(Failure::new(format!(
         "running the exec helper: {err}"
     ))))
 }

@@ -1,6 +1,6 @@
 //! `strata history IMAGE`: newest step first, `<missing>` for steps whose image is not stored.
 
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use strata_image::{history, resolve_image, HistoryRow};
 
@@ -8,7 +8,7 @@ use crate::cli::{GlobalOptions, HistoryArgs};
 use crate::failure::Failure;
 use crate::render::{human, out, table::Table, template};
 
-pub(crate) fn run(g: &GlobalOptions, a: HistoryArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn run(g: &GlobalOptions, a: HistoryArgs) -> Result<ExitStatus, Failure> {
     let store = super::open_store(g)?;
     let image = resolve_image(&store, &a.image)?;
     let rows = history(&store, &image)?;
@@ -22,7 +22,7 @@ pub(crate) fn run(g: &GlobalOptions, a: HistoryArgs) -> Result<ExitCode, Failure
             .iter()
             .map(|r| format!("{}\n", id(r)))
             .collect::<String>());
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
     let created = |r: &HistoryRow| {
         if a.human {
@@ -77,7 +77,7 @@ pub(crate) fn run(g: &GlobalOptions, a: HistoryArgs) -> Result<ExitCode, Failure
             out(&template::render_rows(format, &values).map_err(Failure::new)?);
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// Docker's `stringutils.Ellipsis`: at most `max` characters, the last one `…` when cut.

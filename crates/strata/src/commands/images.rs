@@ -1,7 +1,7 @@
 //! `strata images [REPOSITORY[:TAG]]`: one row per tag, `<none>` for untagged images,
 //! intermediate build images only with `-a`, as Docker lists them.
 
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use strata_image::{image_summaries, ImageSummary};
 use strata_oci::Reference;
@@ -17,7 +17,7 @@ struct Row<'a> {
     digest: String,
 }
 
-pub(crate) fn run(g: &GlobalOptions, a: ImagesArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn run(g: &GlobalOptions, a: ImagesArgs) -> Result<ExitStatus, Failure> {
     let filter = Filter::parse(&a)?;
     let store = super::open_store(g)?;
     let images = image_summaries(&store)?;
@@ -92,7 +92,7 @@ pub(crate) fn run(g: &GlobalOptions, a: ImagesArgs) -> Result<ExitCode, Failure>
             }
         }
         out(&text);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
     match a.format.as_deref() {
         None | Some("table") => {
@@ -119,7 +119,7 @@ pub(crate) fn run(g: &GlobalOptions, a: ImagesArgs) -> Result<ExitCode, Failure>
             out(&template::render_rows(format, &values).map_err(Failure::new)?);
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// The keys Docker's `--format '{{json .}}'` prints for an image row.

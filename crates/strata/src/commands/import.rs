@@ -1,6 +1,6 @@
 //! `strata import FILE|- [REPOSITORY[:TAG]]`
 
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use strata_image::{import_rootfs, ImportOptions};
 use strata_oci::Reference;
@@ -9,7 +9,7 @@ use crate::cli::{GlobalOptions, ImportArgs};
 use crate::failure::{Context, Failure};
 use crate::render::out;
 
-pub(crate) fn run(g: &GlobalOptions, a: ImportArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn run(g: &GlobalOptions, a: ImportArgs) -> Result<ExitStatus, Failure> {
     let tag = a.reference.as_deref().map(Reference::parse).transpose()?;
     if tag.as_ref().is_some_and(|t| t.digest().is_some()) {
         return Err(Failure::new(
@@ -31,5 +31,5 @@ pub(crate) fn run(g: &GlobalOptions, a: ImportArgs) -> Result<ExitCode, Failure>
         import_rootfs(&store, file, &opts).context(format!("importing {}", a.file))?
     };
     out(&format!("{id}\n"));
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }

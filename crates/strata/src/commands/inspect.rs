@@ -1,7 +1,7 @@
 //! `strata inspect NAME...`: Docker's JSON array, or a `--format` template per image.
 //! Goes on past a missing name and exits 1 at the end, as Docker does.
 
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use serde_json::Value;
 use strata_container::{inspect_view, lookup};
@@ -12,7 +12,7 @@ use crate::failure::Failure;
 use crate::render::{out, pretty_json, template};
 
 /// `inspect`: containers first, then images (Docker's order), or only `--type`'s kind.
-pub(crate) fn run(g: &GlobalOptions, a: InspectArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn run(g: &GlobalOptions, a: InspectArgs) -> Result<ExitStatus, Failure> {
     let kinds: &[Kind] = match a.kind.as_deref() {
         None => &[Kind::Container, Kind::Image],
         Some("image") => &[Kind::Image],
@@ -27,7 +27,7 @@ pub(crate) fn run(g: &GlobalOptions, a: InspectArgs) -> Result<ExitCode, Failure
 }
 
 /// `container inspect`.
-pub(crate) fn containers(g: &GlobalOptions, a: InspectArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn containers(g: &GlobalOptions, a: InspectArgs) -> Result<ExitStatus, Failure> {
     inspect_kinds(g, a, &[Kind::Container])
 }
 
@@ -37,7 +37,7 @@ enum Kind {
     Image,
 }
 
-fn inspect_kinds(g: &GlobalOptions, a: InspectArgs, kinds: &[Kind]) -> Result<ExitCode, Failure> {
+fn inspect_kinds(g: &GlobalOptions, a: InspectArgs, kinds: &[Kind]) -> Result<ExitStatus, Failure> {
     let store = super::open_store(g)?;
     let mut found: Vec<Value> = Vec::new();
     let mut failed = false;
@@ -74,8 +74,8 @@ fn inspect_kinds(g: &GlobalOptions, a: InspectArgs, kinds: &[Kind]) -> Result<Ex
         }
     }
     Ok(if failed {
-        ExitCode::FAILURE
+        ExitStatus::Failure
     } else {
-        ExitCode::SUCCESS
+        ExitStatus::Success
     })
 }

@@ -1,7 +1,7 @@
 //! `strata lint [FILE|-]` (also `strata build --check`): best-practice findings with rule id,
 //! severity and file:line:col; the exit status is 1 when a finding reaches the threshold.
 
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use strata_dockerfile::{lint, Finding, LintOptions, Severity};
 
@@ -10,7 +10,7 @@ use crate::commands::dockerfile::{display_name, parse_source};
 use crate::failure::Failure;
 use crate::render::{out, pretty_json};
 
-pub(crate) fn run(a: LintArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn run(a: LintArgs) -> Result<ExitStatus, Failure> {
     let threshold: Option<Severity> = match a.failure_threshold.to_ascii_lowercase().as_str() {
         "none" => None,
         other => Some(other.parse().map_err(|e| {
@@ -44,9 +44,9 @@ pub(crate) fn run(a: LintArgs) -> Result<ExitCode, Failure> {
     }
     let failed = threshold.is_some_and(|t| findings.iter().any(|f| f.severity >= t));
     Ok(if failed {
-        ExitCode::FAILURE
+        ExitStatus::Failure
     } else {
-        ExitCode::SUCCESS
+        ExitStatus::Success
     })
 }
 

@@ -1,7 +1,7 @@
 //! `strata load [-i FILE]`: prints `Loaded image: NAME` per tag, `Loaded image ID: ID` otherwise.
 
 use std::io::IsTerminal;
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use strata_image::load_archive;
 
@@ -9,7 +9,7 @@ use crate::cli::{GlobalOptions, LoadArgs};
 use crate::failure::{Context, Failure};
 use crate::render::out;
 
-pub(crate) fn run(g: &GlobalOptions, a: LoadArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn run(g: &GlobalOptions, a: LoadArgs) -> Result<ExitStatus, Failure> {
     let store = super::open_store(g)?;
     let loaded = match &a.input {
         Some(path) => {
@@ -38,5 +38,5 @@ pub(crate) fn run(g: &GlobalOptions, a: LoadArgs) -> Result<ExitCode, Failure> {
         }
         out(&text);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }

@@ -3,7 +3,7 @@
 //! (`$DOCKER_CONFIG/config.json` or its credential helper).
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use strata_distribution::{Credential, DockerCredentials, DOCKER_HUB_AUTH_KEY};
 
@@ -46,7 +46,7 @@ fn shown(host: &str) -> &str {
 }
 
 #[allow(clippy::print_stderr)]
-pub(crate) fn login(a: LoginArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn login(a: LoginArgs) -> Result<ExitStatus, Failure> {
     let host = registry_host(a.server.as_deref())?;
     if a.password.is_some() && a.password_stdin {
         return Err(Failure::new(
@@ -97,7 +97,7 @@ pub(crate) fn login(a: LoginArgs) -> Result<ExitCode, Failure> {
         Failure::new(format!(
             "login to {} failed: {}",
             shown(&host),
-            crate::failure::chain(&e)
+            strata_exit::ErrorChain(&e)
         ))
     })?;
     let creds = DockerCredentials::from_env();
@@ -114,10 +114,10 @@ pub(crate) fn login(a: LoginArgs) -> Result<ExitCode, Failure> {
         .store(&host, &credential)
         .context("storing the credentials")?;
     out("Login Succeeded\n");
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
-pub(crate) fn logout(a: LogoutArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn logout(a: LogoutArgs) -> Result<ExitStatus, Failure> {
     let host = registry_host(a.server.as_deref())?;
     let creds = DockerCredentials::from_env();
     if creds.erase(&host).context("removing the credentials")? {
@@ -128,7 +128,7 @@ pub(crate) fn logout(a: LogoutArgs) -> Result<ExitCode, Failure> {
     } else {
         out(&format!("Not logged in to {}\n", shown(&host)));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 #[allow(clippy::print_stderr)]

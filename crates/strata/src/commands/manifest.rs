@@ -1,6 +1,6 @@
 //! `strata manifest inspect NAME`: the manifest or index exactly as the registry serves it.
 
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use strata_distribution::Access;
 use strata_oci::Reference;
@@ -9,7 +9,7 @@ use crate::cli::ManifestInspectArgs;
 use crate::failure::Failure;
 use crate::render::out;
 
-pub(crate) fn inspect(a: ManifestInspectArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn inspect(a: ManifestInspectArgs) -> Result<ExitStatus, Failure> {
     let reference = Reference::parse(&a.name)?;
     let client = super::registry_client()?;
     let repo = client.repository(reference.domain(), reference.path(), Access::Pull);
@@ -24,5 +24,5 @@ pub(crate) fn inspect(a: ManifestInspectArgs) -> Result<ExitCode, Failure> {
         text.push('\n');
     }
     out(&text);
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }

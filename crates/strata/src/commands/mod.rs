@@ -31,7 +31,7 @@ mod transfer_view;
 mod version;
 mod volume;
 
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use strata_store::{DriverKind, Store, StoreOptions};
 
@@ -41,11 +41,7 @@ use crate::cli::{
 };
 use crate::failure::{Context, Failure};
 
-/// The exit status of a command line strata cannot parse: Docker's CLI uses 125 for flag
-/// errors on every command.
-pub(crate) const EXIT_USAGE: u8 = 125;
-
-pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
+pub(crate) fn run(cli: Cli) -> Result<ExitStatus, Failure> {
     let g = &cli.global;
     match cli.command {
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(g, a),

@@ -1,6 +1,6 @@
 //! `strata image prune` and `strata system prune`.
 
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use strata_build::{prune_build_cache, CachePrune, CachePruneReport};
 use strata_image::{prune_images, PruneReport};
@@ -9,26 +9,26 @@ use crate::cli::{BuilderPruneArgs, GlobalOptions, PruneArgs};
 use crate::failure::Failure;
 use crate::render::{human, out};
 
-pub(crate) fn images(g: &GlobalOptions, a: PruneArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn images(g: &GlobalOptions, a: PruneArgs) -> Result<ExitStatus, Failure> {
     let warning = if a.all {
         "This will remove all images without at least one container associated to them."
     } else {
         "This will remove all dangling images."
     };
     if !a.force && !super::confirm(warning)? {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
     let store = super::open_store(g)?;
     let report = prune_images(&store, a.all)?;
     let mut text = render_image_prune(&report);
     text.push_str(&total(report.reclaimed));
     out(&text);
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// Docker's `system prune`: stopped containers, unused images (dangling, or all with `-a`),
 /// the build cache (all of it with `-a`), and whatever no record reaches; one total.
-pub(crate) fn system(g: &GlobalOptions, a: PruneArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn system(g: &GlobalOptions, a: PruneArgs) -> Result<ExitStatus, Failure> {
     let images = if a.all {
         "all images without at least one container associated to them"
     } else {
@@ -39,7 +39,7 @@ pub(crate) fn system(g: &GlobalOptions, a: PruneArgs) -> Result<ExitCode, Failur
         if a.all { "all" } else { "all dangling" }
     );
     if !a.force && !super::confirm(&warning)? {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
     let store = super::open_store(g)?;
     let containers = strata_container::prune(&store)?;
@@ -58,7 +58,7 @@ pub(crate) fn system(g: &GlobalOptions, a: PruneArgs) -> Result<ExitCode, Failur
     let freed = containers.iter().map(|(_, b)| b).sum::<u64>() + report.reclaimed + cache.reclaimed;
     text.push_str(&total(freed));
     out(&text);
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 fn render_image_prune(report: &PruneReport) -> String {
@@ -76,7 +76,7 @@ fn total(bytes: u64) -> String {
 }
 
 /// `strata builder prune [-a] [-f] [--keep-storage SIZE] [--filter until=DURATION]`.
-pub(crate) fn build_cache(g: &GlobalOptions, a: BuilderPruneArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn build_cache(g: &GlobalOptions, a: BuilderPruneArgs) -> Result<ExitStatus, Failure> {
     let mut prune = CachePrune::everything(a.all);
     if let Some(size) = &a.keep_storage {
         prune.keep_storage = Some(parse_cache_size("--keep-storage", size)?);
@@ -103,11 +103,11 @@ pub(crate) fn build_cache(g: &GlobalOptions, a: BuilderPruneArgs) -> Result<Exit
         "This will remove all dangling build cache."
     };
     if !a.force && !super::confirm(warning)? {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
     let store = super::open_store(g)?;
     out(&render_cache_prune(&prune_build_cache(&store, &prune)?));
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// The store setting holding the build cache budget (`system config build-cache-max 10GB`).

@@ -1,6 +1,6 @@
 //! `strata ps`: Docker's container table, `-q`, `--no-trunc`, `--format json|TEMPLATE`.
 
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use serde_json::{json, Value};
 use strata_container::{list, Container, HealthStatus, Status};
@@ -9,7 +9,7 @@ use crate::cli::{GlobalOptions, PsArgs};
 use crate::failure::Failure;
 use crate::render::{human, out, table::Table, template};
 
-pub(crate) fn run(g: &GlobalOptions, a: PsArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn run(g: &GlobalOptions, a: PsArgs) -> Result<ExitStatus, Failure> {
     let store = super::open_store(g)?;
     let mut containers: Vec<Container> = list(&store)?
         .into_iter()
@@ -26,7 +26,7 @@ pub(crate) fn run(g: &GlobalOptions, a: PsArgs) -> Result<ExitCode, Failure> {
             .map(|c| format!("{}\n", if a.no_trunc { &c.id } else { c.short_id() }))
             .collect();
         out(&ids);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
     let rows: Vec<Value> = containers.iter().map(|c| row(c, a.no_trunc)).collect();
     match a.format.as_deref() {
@@ -62,7 +62,7 @@ pub(crate) fn run(g: &GlobalOptions, a: PsArgs) -> Result<ExitCode, Failure> {
             out(&table.render());
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// One container as `docker ps --format '{{json .}}'` shows it.

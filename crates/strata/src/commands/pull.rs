@@ -1,7 +1,7 @@
 //! `strata pull [-a] [--platform P] [-q] NAME[:TAG|@DIGEST]`: Docker's output (per-layer
 //! lines, `Digest:`, `Status:`, then the full name), one error line on failure.
 
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use strata_image::{pull_all_tags, pull_image, PullOptions};
 use strata_oci::{Platform, Reference};
@@ -11,7 +11,7 @@ use crate::cli::{GlobalOptions, PullArgs};
 use crate::failure::Failure;
 use crate::render::out;
 
-pub(crate) fn run(g: &GlobalOptions, a: PullArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn run(g: &GlobalOptions, a: PullArgs) -> Result<ExitStatus, Failure> {
     let named = Reference::parse_named(&a.name)?;
     let bare = named.tag().is_none() && named.digest().is_none();
     if a.all_tags && !bare {
@@ -27,7 +27,7 @@ pub(crate) fn run(g: &GlobalOptions, a: PullArgs) -> Result<ExitCode, Failure> {
         view.line(&format!("Pulling all tags of {}", named.familiar_name()));
         pull_all_tags(&store, &client, &named, &opts, &view)?;
         out(&format!("{named}\n"));
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
     if bare {
         view.line("Using default tag: latest");
@@ -35,5 +35,5 @@ pub(crate) fn run(g: &GlobalOptions, a: PullArgs) -> Result<ExitCode, Failure> {
     let reference = Reference::parse(&a.name)?;
     pull_image(&store, &client, &reference, &opts, &view)?;
     out(&format!("{reference}\n"));
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }

@@ -2,7 +2,7 @@
 //! Docker's output (`The push refers to repository [...]`, per-layer lines, `TAG: digest:
 //! sha256:… size: N`).
 
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use strata_image::{push_all_tags, push_image, ManifestFormat, PushOptions};
 use strata_oci::{LayerCompression, Reference};
@@ -12,7 +12,7 @@ use crate::cli::{self, GlobalOptions, PushArgs};
 use crate::failure::Failure;
 use crate::render::out;
 
-pub(crate) fn run(g: &GlobalOptions, a: PushArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn run(g: &GlobalOptions, a: PushArgs) -> Result<ExitStatus, Failure> {
     let named = Reference::parse_named(&a.name)?;
     let bare = named.tag().is_none() && named.digest().is_none();
     if named.digest().is_some() {
@@ -47,5 +47,5 @@ pub(crate) fn run(g: &GlobalOptions, a: PushArgs) -> Result<ExitCode, Failure> {
             out(&format!("{}\n", reference.familiar()));
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }

@@ -1,7 +1,7 @@
 //! `strata registry serve|gc|htpasswd`: load the config, call strata-registry.
 
 use std::io::BufRead;
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use strata_registry::{Config, LogFormat};
 
@@ -9,10 +9,11 @@ use crate::cli_registry::{
     LogFormatArg, RegistryCommand, RegistryConfigArgs, RegistryGcArgs, RegistryHtpasswdArgs,
     RegistryServeArgs,
 };
-use crate::failure::{chain, Failure};
+use crate::failure::Failure;
 use crate::render::{human, out};
+use strata_exit::ErrorChain;
 
-pub(crate) fn run(c: RegistryCommand) -> Result<ExitCode, Failure> {
+pub(crate) fn run(c: RegistryCommand) -> Result<ExitStatus, Failure> {
     match c {
         RegistryCommand::Serve(a) => serve(a),
         RegistryCommand::Gc(a) => gc(a),
@@ -22,7 +23,7 @@ pub(crate) fn run(c: RegistryCommand) -> Result<ExitCode, Failure> {
 
 fn load(a: &RegistryConfigArgs) -> Result<Config, Failure> {
     let mut config = match &a.config {
-        Some(path) => Config::load(path).map_err(|e| Failure::new(chain(&e)))?,
+        Some(path) => Config::load(path).map_err(|e| Failure::new(ErrorChain(&e)))?,
         None => Config::default(),
     };
     if let Some(s) = &a.storage {
@@ -31,7 +32,7 @@ fn load(a: &RegistryConfigArgs) -> Result<Config, Failure> {
     Ok(config)
 }
 
-fn serve(a: RegistryServeArgs) -> Result<ExitCode, Failure> {
+fn serve(a: RegistryServeArgs) -> Result<ExitStatus, Failure> {
     let mut config = load(&a.common)?;
     if let Some(addr) = a.addr {
         config.addr = addr;
@@ -44,7 +45,7 @@ fn serve(a: RegistryServeArgs) -> Result<ExitCode, Failure> {
     }
     init_logging(&config);
     let server = strata_registry::Server::bind(&config).map_err(|e| {
-        let f = Failure::new(chain(&e));
+        let f = Failure::new(ErrorChain(&e));
         match e {
             strata_registry::RegistryError::PlainHttpRefused(_) => {
                 f.with_hint("loopback addresses may serve plain HTTP; see docs/registry.md")
@@ -52,8 +53,8 @@ fn serve(a: RegistryServeArgs) -> Result<ExitCode, Failure> {
             _ => f,
         }
     })?;
-    server.run().map_err(|e| Failure::new(chain(&e)))?;
-    Ok(ExitCode::SUCCESS)
+    server.run().map_err(|e| Failure::new(ErrorChain(&e)))?;
+    Ok(ExitStatus::Success)
 }
 
 /// Logs go to standard error, as text or one JSON object per line.
@@ -77,9 +78,10 @@ fn init_logging(config: &Config) {
     };
 }
 
-fn gc(a: RegistryGcArgs) -> Result<ExitCode, Failure> {
+fn gc(a: RegistryGcArgs) -> Result<ExitStatus, Failure> {
     let config = load(&a.common)?;
-    let r = strata_registry::run_gc(&config, a.dry_run).map_err(|e| Failure::new(chain(&e)))?;
+    let r =
+        strata_registry::run_gc(&config, a.dry_run).map_err(|e| Failure::new(ErrorChain(&e)))?;
     let verb = if r.dry_run { "would delete" } else { "deleted" };
     out(&format!(
         "{verb} {} blobs ({}) and {} untagged manifests; kept {} blobs and {} manifests in {} repositories; {} expired uploads, {} stale links; {:.1}s\n",
@@ -93,10 +95,10 @@ fn gc(a: RegistryGcArgs) -> Result<ExitCode, Failure> {
         r.links_removed,
         r.duration.as_secs_f64(),
     ));
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
-fn htpasswd(a: RegistryHtpasswdArgs) -> Result<ExitCode, Failure> {
+fn htpasswd(a: RegistryHtpasswdArgs) -> Result<ExitStatus, Failure> {
     let mut line = String::new();
     std::io::stdin()
         .lock()
@@ -108,7 +110,7 @@ fn htpasswd(a: RegistryHtpasswdArgs) -> Result<ExitCode, Failure> {
             .with_hint("echo \"$PASSWORD\" | strata registry htpasswd -f FILE USER"));
     }
     strata_registry::set_password(&a.file, &a.user, password, a.cost)
-        .map_err(|e| Failure::new(chain(&e)))?;
+        .map_err(|e| Failure::new(ErrorChain(&e)))?;
     out(&format!("user {} set in {}\n", a.user, a.file.display()));
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }

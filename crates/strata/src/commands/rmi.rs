@@ -1,6 +1,6 @@
 //! `strata rmi [-f] IMAGE...`: like Docker, goes on after a failure and exits 1 at the end.
 
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use strata_image::{remove_image, RemoveEvent};
 
@@ -8,7 +8,7 @@ use crate::cli::{GlobalOptions, RmiArgs};
 use crate::failure::Failure;
 use crate::render::out;
 
-pub(crate) fn run(g: &GlobalOptions, a: RmiArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn run(g: &GlobalOptions, a: RmiArgs) -> Result<ExitStatus, Failure> {
     let store = super::open_store(g)?;
     let mut failed = false;
     for name in &a.images {
@@ -21,9 +21,9 @@ pub(crate) fn run(g: &GlobalOptions, a: RmiArgs) -> Result<ExitCode, Failure> {
         }
     }
     Ok(if failed {
-        ExitCode::FAILURE
+        ExitStatus::Failure
     } else {
-        ExitCode::SUCCESS
+        ExitStatus::Success
     })
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use strata_container::{
     create_from as create_container, default_log_config, exec_monitor, monitor_command,
@@ -17,35 +17,32 @@ use strata_store::Store;
 use super::transfer_view::{Stream, TransferView};
 
 use crate::cli::{ContainerOptions, CreateArgs, GlobalOptions, RunArgs};
-use crate::failure::Failure;
+use crate::failure::{strata_failed, Failure};
 use crate::render::out;
 
-/// Docker's exit code when the failure is strata's own, before the container ran.
-pub(crate) const EXIT_STRATA_FAILED: u8 = 125;
-
-pub(crate) fn run(g: &GlobalOptions, a: RunArgs) -> Result<ExitCode, Failure> {
-    let store = super::open_store(g).map_err(as_125)?;
+pub(crate) fn run(g: &GlobalOptions, a: RunArgs) -> Result<ExitStatus, Failure> {
+    let store = super::open_store(g).map_err(strata_failed)?;
     let (image, command) = a.target.split();
     let container = create_from(&store, &a.options, image, command)?;
     let program = current_exe()?;
     if a.detach {
         start(&store, &container, &program).map_err(start_failure)?;
         out(&format!("{}\n", container.id));
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
     // Foreground: this process becomes the monitor, so the terminal, the signals and the
     // exit code are the container's with nothing in between.
     let command = monitor_command(&program, &store, &container.id, true);
     drop(store);
-    Err(as_125(Failure::from(exec_monitor(command))))
+    Err(strata_failed(Failure::from(exec_monitor(command))))
 }
 
-pub(crate) fn create_cmd(g: &GlobalOptions, a: CreateArgs) -> Result<ExitCode, Failure> {
-    let store = super::open_store(g).map_err(as_125)?;
+pub(crate) fn create_cmd(g: &GlobalOptions, a: CreateArgs) -> Result<ExitStatus, Failure> {
+    let store = super::open_store(g).map_err(strata_failed)?;
     let (image, command) = a.target.split();
     let container = create_from(&store, &a.options, image, command)?;
     out(&format!("{}\n", container.id));
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 fn create_from(
@@ -54,15 +51,16 @@ fn create_from(
     image: String,
     command: Vec<String>,
 ) -> Result<Container, Failure> {
-    let log_defaults = default_log_config(store).map_err(|e| as_125(Failure::from(e)))?;
+    let log_defaults = default_log_config(store).map_err(|e| strata_failed(Failure::from(e)))?;
     let log = LogConfig::from_options(o.log_driver.as_deref(), &o.log_opt, log_defaults)
-        .map_err(|e| as_125(Failure::from(e)))?;
-    let opts = create_options(o, image, command, log).map_err(as_125)?;
-    let policy: PullPolicy = o.pull.parse().map_err(|e| as_125(Failure::new(e)))?;
+        .map_err(|e| strata_failed(Failure::from(e)))?;
+    let opts = create_options(o, image, command, log).map_err(strata_failed)?;
+    let policy: PullPolicy = o.pull.parse().map_err(|e| strata_failed(Failure::new(e)))?;
     if policy == PullPolicy::Never {
-        return create_container(store, &opts, &LocalImages).map_err(|e| as_125(Failure::from(e)));
+        return create_container(store, &opts, &LocalImages)
+            .map_err(|e| strata_failed(Failure::from(e)));
     }
-    let client = super::registry_client().map_err(as_125)?;
+    let client = super::registry_client().map_err(strata_failed)?;
     let view = TransferView::new(Stream::Stderr, o.quiet);
     let images = RegistryImages {
         client: &client,
@@ -70,29 +68,19 @@ fn create_from(
         platform: None,
         reporter: &view,
     };
-    create_container(store, &opts, &images).map_err(|e| as_125(Failure::from(e)))
+    create_container(store, &opts, &images).map_err(|e| strata_failed(Failure::from(e)))
 }
 
 /// The strata binary, to re-execute as a monitor.
 pub(crate) fn current_exe() -> Result<PathBuf, Failure> {
     std::env::current_exe()
-        .map_err(|e| as_125(Failure::new(format!("finding the strata executable: {e}"))))
+        .map_err(|e| strata_failed(Failure::new(format!("finding the strata executable: {e}"))))
 }
 
-pub(crate) fn as_125(mut f: Failure) -> Failure {
-    f.code = EXIT_STRATA_FAILED;
-    f
-}
-
-/// A start that failed: Docker's code for why (126 not executable, 127 not found, else 125).
+/// A start that failed: Docker's status for why (126 not executable, 127 not found, else 125).
 pub(crate) fn start_failure(e: ContainerError) -> Failure {
-    let code = match &e {
-        ContainerError::StartFailed { exit_code, .. } => u8::try_from(*exit_code).unwrap_or(125),
-        _ => EXIT_STRATA_FAILED,
-    };
-    let mut f = Failure::from(e);
-    f.code = code;
-    f
+    let status = e.exit_status();
+    Failure::from(e).with_status(status)
 }
 
 fn create_options(
@@ -211,7 +199,7 @@ fn env_entry(entry: &str) -> Option<String> {
 /// Docker's env-file: one `KEY=value` (taken verbatim) or `KEY` per line, `#` comments.
 fn read_env_file(path: &PathBuf) -> Result<Vec<String>, Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        as_125(Failure::new(format!(
+        strata_failed(Failure::new(format!(
             "reading env file {}: {e}",
             path.display()
         )))
@@ -224,7 +212,7 @@ fn read_env_file(path: &PathBuf) -> Result<Vec<String>, Failure> {
         }
         let key = line.split_once('=').map_or(line, |(k, _)| k);
         if key.is_empty() || key.contains(char::is_whitespace) {
-            return Err(as_125(Failure::new(format!(
+            return Err(strata_failed(Failure::new(format!(
                 "env file {} line {}: {key:?} is not a valid variable name",
                 path.display(),
                 n + 1

@@ -1,6 +1,6 @@
 //! `strata save [-o FILE] [--format docker|oci] IMAGE...`
 
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use strata_image::{resolve_image, save_archive, ArchiveFormat, SaveItem};
 use strata_oci::Reference;
@@ -8,7 +8,7 @@ use strata_oci::Reference;
 use crate::cli::{self, GlobalOptions, SaveArgs};
 use crate::failure::Failure;
 
-pub(crate) fn run(g: &GlobalOptions, a: SaveArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn run(g: &GlobalOptions, a: SaveArgs) -> Result<ExitStatus, Failure> {
     let store = super::open_store(g)?;
     let mut items: Vec<SaveItem> = Vec::new();
     for name in &a.images {
@@ -49,7 +49,7 @@ pub(crate) fn run(g: &GlobalOptions, a: SaveArgs) -> Result<ExitCode, Failure> {
         Some(path) => super::output_file::write_file(path, write)?,
         None => super::output_file::write_stdout(write)?,
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// `busybox` or `localhost:5000/a` (no tag, no digest) names a whole repository.

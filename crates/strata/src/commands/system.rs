@@ -1,12 +1,12 @@
 //! `strata system df`, `strata system check` and `strata system config`.
 
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use crate::cli::{ConfigArgs, DfArgs, GlobalOptions};
 use crate::failure::Failure;
 use crate::render::{human, out, table::Table};
 
-pub(crate) fn df(g: &GlobalOptions, a: DfArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn df(g: &GlobalOptions, a: DfArgs) -> Result<ExitStatus, Failure> {
     let store = super::open_store(g)?;
     let usage = store.disk_usage()?;
     let size = |b: u64| human::size_with_precision(b, 4);
@@ -189,10 +189,10 @@ pub(crate) fn df(g: &GlobalOptions, a: DfArgs) -> Result<ExitCode, Failure> {
         text.push_str(&t.render());
     }
     out(&text);
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
-pub(crate) fn check(g: &GlobalOptions) -> Result<ExitCode, Failure> {
+pub(crate) fn check(g: &GlobalOptions) -> Result<ExitStatus, Failure> {
     let store = super::open_store(g)?;
     let report = store.check()?;
     let mut text = format!(
@@ -212,7 +212,7 @@ pub(crate) fn check(g: &GlobalOptions) -> Result<ExitCode, Failure> {
     if report.problems.is_empty() {
         text.push_str("no problems found\n");
         out(&text);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
     for problem in &report.problems {
         text.push_str(&format!("problem: {problem}\n"));
@@ -223,7 +223,7 @@ pub(crate) fn check(g: &GlobalOptions) -> Result<ExitCode, Failure> {
 }
 
 /// `system config`: every setting as `key=value`; one setting's value; or a change to one.
-pub(crate) fn config(g: &GlobalOptions, a: ConfigArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn config(g: &GlobalOptions, a: ConfigArgs) -> Result<ExitStatus, Failure> {
     let store = super::open_store(g)?;
     let Some(key) = a.key else {
         let text: String = store
@@ -232,14 +232,14 @@ pub(crate) fn config(g: &GlobalOptions, a: ConfigArgs) -> Result<ExitCode, Failu
             .map(|(k, v)| format!("{k}={v}\n"))
             .collect();
         out(&text);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitStatus::Success);
     };
     if a.value.is_none() && !a.unset {
         match store.setting(&key)? {
             Some(v) => out(&format!("{v}\n")),
             None => return Err(Failure::new(format!("setting {key} is not set"))),
         }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
     // Only settings strata lets people change can be set or removed.
     match (key.as_str(), &a.value) {
@@ -261,5 +261,5 @@ pub(crate) fn config(g: &GlobalOptions, a: ConfigArgs) -> Result<ExitCode, Failu
         }
     }
     store.set_setting(&key, a.value.as_deref())?;
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }

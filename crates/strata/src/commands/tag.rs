@@ -1,6 +1,6 @@
 //! `strata tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]`
 
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use strata_image::resolve_image;
 use strata_oci::Reference;
@@ -8,7 +8,7 @@ use strata_oci::Reference;
 use crate::cli::{GlobalOptions, TagArgs};
 use crate::failure::Failure;
 
-pub(crate) fn run(g: &GlobalOptions, a: TagArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn run(g: &GlobalOptions, a: TagArgs) -> Result<ExitStatus, Failure> {
     let target = Reference::parse(&a.target)?;
     if target.digest().is_some() {
         return Err(Failure::new(format!(
@@ -19,5 +19,5 @@ pub(crate) fn run(g: &GlobalOptions, a: TagArgs) -> Result<ExitCode, Failure> {
     let store = super::open_store(g)?;
     let image = resolve_image(&store, &a.source)?;
     store.tag(&target.to_string(), &image.record.id)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }

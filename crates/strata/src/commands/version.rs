@@ -2,7 +2,7 @@
 //! with Docker's field names so `--format '{{.Client.Version}}'`-style scripts keep working.
 
 use std::path::Path;
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use serde_json::{json, Value};
 use strata_container::{list, Status};
@@ -15,7 +15,7 @@ use crate::render::{human, out, template};
 /// Docker's name for the engine's component; podman calls its own "Podman Engine".
 const PLATFORM_NAME: &str = "strata";
 
-pub(crate) fn version(a: VersionArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn version(a: VersionArgs) -> Result<ExitStatus, Failure> {
     let host = Platform::host();
     let about = json!({
         "Platform": { "Name": PLATFORM_NAME },
@@ -30,7 +30,7 @@ pub(crate) fn version(a: VersionArgs) -> Result<ExitCode, Failure> {
     let data = json!({ "Client": about, "Server": about });
     if let Some(text) = formatted(a.format.as_deref(), &data)? {
         out(&text);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
     out(&format!(
         "Client: {PLATFORM_NAME}\n Version:         {}\n Git commit:      {}\n Rust version:    {}\n OS/Arch:         {}/{}\n",
@@ -40,10 +40,10 @@ pub(crate) fn version(a: VersionArgs) -> Result<ExitCode, Failure> {
         about["Os"].as_str().unwrap_or_default(),
         about["Arch"].as_str().unwrap_or_default(),
     ));
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
-pub(crate) fn info(g: &GlobalOptions, a: InfoArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn info(g: &GlobalOptions, a: InfoArgs) -> Result<ExitStatus, Failure> {
     let store = super::open_store(g)?;
     let containers = list(&store)?;
     let count = |want: &[Status]| {
@@ -81,7 +81,7 @@ pub(crate) fn info(g: &GlobalOptions, a: InfoArgs) -> Result<ExitCode, Failure> 
     });
     if let Some(text) = formatted(a.format.as_deref(), &data)? {
         out(&text);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
     let s = |k: &str| match &data[k] {
         Value::String(v) => v.clone(),
@@ -106,7 +106,7 @@ pub(crate) fn info(g: &GlobalOptions, a: InfoArgs) -> Result<ExitCode, Failure> 
         human::size(data["MemTotal"].as_u64().unwrap_or(0)),
         s("Name"),
     ));
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// `--format`: `json` for the whole object, else a template; `None` for the human layout.

@@ -1,6 +1,6 @@
 //! `strata volume create|ls|rm|inspect`.
 
-use std::process::ExitCode;
+use strata_exit::ExitStatus;
 
 use serde_json::json;
 use strata_container::{ensure_volume, list_volumes, random_id, remove_volume};
@@ -9,7 +9,7 @@ use crate::cli::{GlobalOptions, VolumeCommand};
 use crate::failure::Failure;
 use crate::render::{out, pretty_json, table::Table};
 
-pub(crate) fn run(g: &GlobalOptions, command: VolumeCommand) -> Result<ExitCode, Failure> {
+pub(crate) fn run(g: &GlobalOptions, command: VolumeCommand) -> Result<ExitStatus, Failure> {
     let store = super::open_store(g)?;
     match command {
         VolumeCommand::Create(a) => {
@@ -47,7 +47,7 @@ pub(crate) fn run(g: &GlobalOptions, command: VolumeCommand) -> Result<ExitCode,
                 }
             }
             if failed {
-                return Ok(ExitCode::FAILURE);
+                return Ok(ExitStatus::Failure);
             }
         }
         VolumeCommand::Inspect(a) => {
@@ -72,9 +72,9 @@ pub(crate) fn run(g: &GlobalOptions, command: VolumeCommand) -> Result<ExitCode,
             }
             out(&format!("{}\n", pretty_json(&found)));
             if failed {
-                return Ok(ExitCode::FAILURE);
+                return Ok(ExitStatus::Failure);
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
