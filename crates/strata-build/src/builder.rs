@@ -28,10 +28,11 @@ use crate::metadata::apply;
 use crate::op::{plan, CopyOp, CopySource, FromOp, MetadataOp, Op, PlannedStep, RunOp, StagePlan};
 use crate::owner::workdir_owner;
 use crate::reporter::{Reporter, SilentReporter, StepFailure, Transfer, TransferTicker};
-use crate::rootfs::{absolute, clean_rel, RootfsView};
+use crate::rootfs::{absolute, RootfsView};
 use crate::run_executor::{DebugOnFail, RunExecutor, RunNetwork};
 use crate::temp_area::TempArea;
 use crate::BuildError;
+use strata_inroot::clean_relative;
 
 /// BuildKit's history comment for Dockerfile steps.
 const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
@@ -282,8 +283,12 @@ impl<'a> Builder<'a> {
         self.reporter
             .build_started(stages.iter().map(|st| st.steps.len()).sum());
         let context = read_context(context_dir, opts)?;
-        let cache_file =
-            StatCache::file_for(&self.store.private_dir("build-context")?, context_dir);
+        let cache_file = StatCache::file_for(
+            &self
+                .store
+                .private_dir(strata_store::StoreDir::BuildContext)?,
+            context_dir,
+        );
         let stat_cache = StatCache::open(&cache_file).unwrap_or_else(|_| StatCache::in_memory());
         let host = Platform::host();
         let identity = (
@@ -650,7 +655,7 @@ impl<'a> Builder<'a> {
                 let dir = s.area.scratch()?;
                 let rootfs = RootfsView::open(self.store, state.chain().as_ref())?;
                 let resolved = rootfs.resolve(&wd);
-                let rel = clean_rel(&resolved);
+                let rel = clean_relative(&resolved);
                 // An existing directory gives an empty layer, as with BuildKit's mkdir -p.
                 if !rel.as_os_str().is_empty() && !rootfs.is_dir(&resolved) {
                     // Created as the stage's USER, as BuildKit's mkdir does.

@@ -40,8 +40,6 @@ use crate::builder::lock;
 use crate::cache_key::{CacheKey, StepInputs};
 use crate::op::{is_http, CopyOp, CopySource, Op, PlannedStep};
 
-/// Under the store root: one file index per layer written by a COPY from the context.
-const INDEX_DIR: &str = "build-copy-files";
 const MAGIC: &[u8] = b"strata-copy-files 1\n";
 /// Marks reuse keys apart from step keys (no instruction text starts with a NUL).
 const REUSE_TAG: &str = "\0reuse-previous-copy\0";
@@ -136,12 +134,14 @@ impl Reuse<'_> {
 }
 
 fn index_path(store: &Store, diff_id: &Digest) -> Result<PathBuf, strata_store::StoreError> {
-    Ok(store.private_dir(INDEX_DIR)?.join(diff_id.hex()))
+    Ok(store
+        .private_dir(strata_store::StoreDir::BuildCopyFiles)?
+        .join(diff_id.hex()))
 }
 
 fn previous_path(store: &Store, key: &CacheKey) -> Result<PathBuf, strata_store::StoreError> {
     Ok(store
-        .private_dir(INDEX_DIR)?
+        .private_dir(strata_store::StoreDir::BuildCopyFiles)?
         .join(format!("{}.prev", key.digest().hex())))
 }
 

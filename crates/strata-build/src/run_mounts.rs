@@ -32,7 +32,7 @@ use rustix::fs::{flock, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 use strata_context::{context_path, fs_path, hash_selection, ContextIndex, EntryKind, StatCache};
 use strata_dockerfile::{CacheSharing, Mount, MountType};
-use strata_layer::open_in_root;
+use strata_inroot::open_in_root;
 use strata_oci::{Digest, Sha256Hasher};
 
 use crate::builder::{Builder, Session};
@@ -40,12 +40,10 @@ use crate::copy_files::{copy_into, copy_tree, CopySpec};
 use crate::layer_commit::MountedRootfs;
 use crate::op::{CopySource, PlannedStep, RunMountOp, RunOp};
 use crate::owner::Owner;
-use crate::rootfs::{absolute, clean_rel, RootfsView};
+use crate::rootfs::{absolute, RootfsView};
 use crate::run_executor::RunMount;
 use crate::BuildError;
-
-/// The store-root directory of persistent cache mounts.
-const CACHE_MOUNTS_DIR: &str = "build-cache-mounts";
+use strata_inroot::clean_relative;
 
 /// What the step's mounts need kept alive until the process has exited.
 #[derive(Default)]
@@ -291,7 +289,7 @@ impl Builder<'_> {
         );
         let base = self
             .store
-            .private_dir(CACHE_MOUNTS_DIR)?
+            .private_dir(strata_store::StoreDir::BuildCacheMounts)?
             .join(Digest::sha256_of(key.as_bytes()).hex());
         fs::create_dir_all(&base).map_err(BuildError::io("creating", &base))?;
         let sharing = m.sharing.unwrap_or(CacheSharing::Shared);
@@ -433,7 +431,7 @@ fn resolve_in(root: &Path, path: &str, shown: &str, line: usize) -> Result<Owned
         )),
         Err(e) => Err(BuildError::io(
             "resolving mount source",
-            root.join(clean_rel(path)),
+            root.join(clean_relative(path)),
         )(e.into())),
     }
 }
@@ -448,7 +446,7 @@ fn open_under(root: &Path, path: &str) -> Result<rustix::io::Result<OwnedFd>, Bu
     )
     .map_err(|e| BuildError::io("opening", root)(e.into()))?;
     // Context paths name non-UTF-8 bytes with reserved characters: back to the real name.
-    let rel = fs_path(&clean_rel(path).to_string_lossy());
+    let rel = fs_path(&clean_relative(path).to_string_lossy());
     let rel = if rel.as_os_str().is_empty() {
         Path::new(".")
     } else {

@@ -6,12 +6,10 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{flock, FlockOperation};
-use strata_store::Store;
+use strata_store::{Store, StoreDir};
 
 use crate::BuildError;
 
-/// The store-root subdirectory holding every build's temp area.
-const AREA_PARENT: &str = "build-tmp";
 const AREA_PREFIX: &str = "build-";
 const LOCK_SUFFIX: &str = ".lock";
 
@@ -26,7 +24,7 @@ pub(crate) struct TempArea {
 impl TempArea {
     /// Removes areas whose builds are gone, then creates this build's.
     pub(crate) fn create(store: &Store) -> Result<TempArea, BuildError> {
-        let parent = store.private_dir(AREA_PARENT)?;
+        let parent = store.private_dir(StoreDir::BuildTmp)?;
         reap_abandoned(&parent);
         let mut n = 0u32;
         loop {
@@ -126,7 +124,7 @@ mod tests {
         let step = live.scratch().unwrap();
         std::fs::write(step.path().join("f"), "x").unwrap();
         // An area left by a killed build: its lock file exists but nobody holds it.
-        let parent = root.path().join(AREA_PARENT);
+        let parent = root.path().join(StoreDir::BuildTmp.name());
         std::fs::create_dir_all(parent.join("build-999999-0/step-x")).unwrap();
         std::fs::write(parent.join("build-999999-0.lock"), "").unwrap();
 

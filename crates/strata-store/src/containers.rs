@@ -62,7 +62,7 @@ fn to_row(
 impl Store {
     /// `<root>/containers/<id>`: the container's own directory.
     pub fn container_dir(&self, id: &str) -> PathBuf {
-        self.root().join("containers").join(id)
+        self.dir_path(crate::StoreDir::Containers).join(id)
     }
 
     /// Records a new container. Fails with [`StoreError::ContainerNameInUse`] when the name

@@ -20,6 +20,7 @@ use rustix::fs::{flock, FlockOperation};
 use strata_oci::{Digest, Sha256Hasher};
 
 use crate::error::{IoContext, StoreError};
+use crate::layout::StoreDir;
 use crate::lock;
 
 /// Blobs by digest. Cheap to share: holds only paths.
@@ -32,8 +33,10 @@ pub struct ContentStore {
 impl ContentStore {
     pub(crate) fn new(root: &Path) -> ContentStore {
         ContentStore {
-            blobs: root.join("blobs").join("sha256"),
-            ingest: root.join("ingest"),
+            blobs: root
+                .join(StoreDir::Blobs.name())
+                .join(crate::layout::BLOB_ALGORITHM),
+            ingest: root.join(StoreDir::Ingest.name()),
         }
     }
 

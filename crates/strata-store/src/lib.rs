@@ -32,6 +32,7 @@ mod db;
 mod error;
 mod gc;
 mod images;
+mod layout;
 mod lock;
 mod modes;
 mod snapshot;
@@ -49,6 +50,7 @@ pub use content::{BlobWriter, ContentStore, PartialBlob, Resume};
 pub use error::StoreError;
 pub use gc::GcReport;
 pub use images::{ImageRecord, LayerRecord};
+pub use layout::StoreDir;
 pub use lock::WriterLease;
 pub use snapshot::{
     enter_private_mount_namespace, mount_points_under, unmount, DriverKind, SnapshotInfo,

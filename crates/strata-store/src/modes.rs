@@ -39,7 +39,7 @@ pub(crate) fn secure_root(root: &Path) -> Result<(), StoreError> {
     // A fresh filesystem mounted for the store (a tmpfs is 1777) is fine to close; a shared
     // directory already holding other things (`/tmp` itself) is not the store's to take.
     let shared = meta.mode() & 0o002 != 0
-        && !root.join("metadata.db").exists()
+        && !root.join(crate::layout::METADATA_DB).exists()
         && std::fs::read_dir(root)
             .ctx("listing", root)?
             .flatten()

@@ -10,6 +10,7 @@ use crate::content::ContentStore;
 use crate::db::Db;
 use crate::error::{IoContext, StoreError};
 use crate::images::ImageRecord;
+use crate::layout::{StoreDir, BLOB_ALGORITHM, LOCK_FILE, METADATA_DB};
 use crate::lock::{self, WriterLease};
 use crate::modes;
 use crate::snapshot::{
@@ -62,12 +63,12 @@ impl Store {
     /// by dead processes.
     pub fn open(root: &Path, opts: &StoreOptions) -> Result<Store, StoreError> {
         modes::secure_root(root)?;
-        for top in ["blobs", "ingest", "snapshots", "containers"] {
-            modes::private_dir(root, top)?;
+        for dir in StoreDir::ALL.into_iter().filter(|d| d.always_present()) {
+            modes::private_dir(root, dir.name())?;
         }
-        let sha = root.join("blobs/sha256");
+        let sha = root.join(StoreDir::Blobs.name()).join(BLOB_ALGORITHM);
         std::fs::create_dir_all(&sha).ctx("creating store dir", &sha)?;
-        let db_path = root.join("metadata.db");
+        let db_path = root.join(METADATA_DB);
         modes::create_private_file(&db_path)?;
         let db = Arc::new(Db::open(&db_path)?);
         let (driver, driver_note) = settle_driver(root, &db, opts.driver)?;
@@ -98,10 +99,15 @@ impl Store {
         &self.root
     }
 
-    /// `<root>/<name>`, created private (0700) if missing: where a component keeps its own
+    /// `<root>/<dir>`, created private (0700) if missing: where a component keeps its own
     /// files in the store (build temp areas, cache mounts, volumes...).
-    pub fn private_dir(&self, name: &str) -> Result<PathBuf, StoreError> {
-        modes::private_dir(&self.root, name)
+    pub fn private_dir(&self, dir: StoreDir) -> Result<PathBuf, StoreError> {
+        modes::private_dir(&self.root, dir.name())
+    }
+
+    /// `<root>/<dir>`, whether or not it exists yet.
+    pub fn dir_path(&self, dir: StoreDir) -> PathBuf {
+        self.root.join(dir.name())
     }
 
     pub fn driver(&self) -> DriverKind {
@@ -142,7 +148,7 @@ impl Store {
     }
 
     pub(crate) fn lock_path(&self) -> PathBuf {
-        self.root.join("lock")
+        self.root.join(LOCK_FILE)
     }
 
     pub(crate) fn db(&self) -> &Db {
@@ -244,7 +250,7 @@ pub(crate) fn abandoned_temps(store: &Store) -> Result<Vec<(PathBuf, File)>, Sto
             out.push((path, claim));
         }
     }
-    let snaps_root = store.root.join("snapshots");
+    let snaps_root = store.dir_path(StoreDir::Snapshots);
     for dir in [snaps_root.clone(), store.snapshots.dir().to_path_buf()] {
         for entry in std::fs::read_dir(&dir).ctx("listing", &dir)? {
             let path = entry.ctx("listing", &dir)?.path();
@@ -357,7 +363,7 @@ fn settle_driver(
         }
         return Ok((recorded, db.setting(DRIVER_NOTE_KEY)?));
     }
-    let snapshots = root.join("snapshots");
+    let snapshots = root.join(StoreDir::Snapshots.name());
     let (choice, note) = match requested {
         Some(DriverKind::Overlay) => {
             snapshot::probe_overlay(&snapshots).map_err(|reason| {

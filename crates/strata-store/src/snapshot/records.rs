@@ -34,7 +34,9 @@ impl SnapshotDir {
     pub(crate) fn new(db: Arc<Db>, root: &Path, kind: DriverKind) -> SnapshotDir {
         SnapshotDir {
             db,
-            dir: root.join("snapshots").join(kind.as_str()),
+            dir: root
+                .join(crate::StoreDir::Snapshots.name())
+                .join(kind.as_str()),
             kind,
         }
     }
