@@ -109,13 +109,7 @@ mod tests {
     use std::io::Write;
 
     fn tar_of(name: &str, body: &[u8]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_ustar();
-        h.set_size(body.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, name, body).unwrap();
-        b.into_inner().unwrap()
+        strata_testkit::tar_of(&[(name, body)])
     }
 
     fn listed(mut r: Box<dyn Read>) -> Vec<String> {

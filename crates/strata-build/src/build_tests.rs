@@ -6,8 +6,9 @@ use std::sync::Mutex;
 
 use strata_oci::{to_canonical_json, Digest};
 
-use crate::test_support::{listing, open_store, sde, write, Recorder};
+use crate::test_support::{listing, sde, write, Recorder};
 use crate::{BuildError, BuildOptions, Builder, RunExecutor, RunOutcome, RunRequest};
+use strata_testkit::temp_store;
 
 const METADATA_DOCKERFILE: &str = r#"FROM scratch
 MAINTAINER me <me@x>
@@ -28,7 +29,7 @@ ENTRYPOINT ["/bin/echo"]
 
 #[test]
 fn metadata_config_matches_buildkit() {
-    let (_d, store) = open_store();
+    let (_d, store) = temp_store();
     let ctx = tempfile::tempdir().unwrap();
     let out = Builder::new(&store)
         .build(METADATA_DOCKERFILE, ctx.path(), &sde(1_700_000_000))
@@ -57,7 +58,7 @@ fn metadata_config_matches_buildkit() {
 
 #[test]
 fn second_build_reuses_every_step() {
-    let (_d, store) = open_store();
+    let (_d, store) = temp_store();
     let ctx = tempfile::tempdir().unwrap();
     write(ctx.path(), &[("a", "1"), ("b/c", "2")]);
     let df = "FROM scratch\nENV X=1\nCOPY a /a\nWORKDIR /w\nCOPY b /b/\nCMD [\"x\"]\n";
@@ -80,7 +81,7 @@ fn second_build_reuses_every_step() {
 
 #[test]
 fn a_fully_cached_rebuild_without_source_date_epoch_keeps_the_image_id() {
-    let (_d, store) = open_store();
+    let (_d, store) = temp_store();
     let ctx = tempfile::tempdir().unwrap();
     write(ctx.path(), &[("a", "1")]);
     let df = "FROM scratch\nCOPY a /a\nENV X=1\n";
@@ -113,7 +114,7 @@ fn same_inputs_in_two_stores_give_the_same_image() {
     assert_eq!(ids[0], ids[1]);
     assert_eq!(ids[0].1.len(), 3);
     // SOURCE_DATE_EPOCH given as a build arg, as BuildKit accepts it, is the same build.
-    let (_d, store) = open_store();
+    let (_d, store) = temp_store();
     let opts = BuildOptions {
         build_args: [("SOURCE_DATE_EPOCH".to_string(), "1000".to_string())].into(),
         ..BuildOptions::default()
@@ -136,7 +137,7 @@ impl Rng {
 
 #[test]
 fn random_edits_never_give_a_stale_hit() {
-    let (_d, cached_store) = open_store();
+    let (_d, cached_store) = temp_store();
     let ctx = tempfile::tempdir().unwrap();
     let names = ["a", "b", "dir/c", "dir/d"];
     let mut files: BTreeMap<&str, String> = names.iter().map(|n| (*n, "0".to_string())).collect();
@@ -170,7 +171,7 @@ fn random_edits_never_give_a_stale_hit() {
         let cached = Builder::new(&cached_store)
             .build(&df, ctx.path(), &sde(9))
             .unwrap();
-        let (_d2, fresh_store) = open_store();
+        let (_d2, fresh_store) = temp_store();
         let fresh = Builder::new(&fresh_store)
             .build(
                 &df,
@@ -207,7 +208,7 @@ impl RunExecutor for FakeRun {
 
 #[test]
 fn run_goes_through_the_executor() {
-    let (_d, store) = open_store();
+    let (_d, store) = temp_store();
     let ctx = tempfile::tempdir().unwrap();
     let df = "FROM scratch\nARG V=2\nARG W\nRUN echo $V > /out/file\n";
     let err = Builder::new(&store)
@@ -261,7 +262,7 @@ fn run_goes_through_the_executor() {
 
 #[test]
 fn independent_stages_build_in_one_wave_and_combine() {
-    let (_d, store) = open_store();
+    let (_d, store) = temp_store();
     let ctx = tempfile::tempdir().unwrap();
     write(ctx.path(), &[("a", "1"), ("b", "22")]);
     let df = "FROM scratch AS one\nCOPY a /a\n\
@@ -295,7 +296,7 @@ fn independent_stages_build_in_one_wave_and_combine() {
 
 #[test]
 fn onbuild_triggers_of_a_base_run_after_from_and_are_cleared() {
-    let (_d, store) = open_store();
+    let (_d, store) = temp_store();
     let ctx = tempfile::tempdir().unwrap();
     std::fs::write(ctx.path().join("x"), "x").unwrap();
     let base = Builder::new(&store)
@@ -323,7 +324,7 @@ fn onbuild_triggers_of_a_base_run_after_from_and_are_cleared() {
 
 #[test]
 fn foreign_platforms_are_refused() {
-    let (_d, store) = open_store();
+    let (_d, store) = temp_store();
     let ctx = tempfile::tempdir().unwrap();
     let host = strata_oci::Platform::host();
     let ok = format!(

@@ -196,12 +196,13 @@ fn select<'e>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{open_store, sde, write};
+    use crate::test_support::{sde, write};
     use crate::Builder;
+    use strata_testkit::temp_store;
 
     #[test]
     fn keeps_what_tagged_images_descend_from() {
-        let (_d, store) = open_store();
+        let (_d, store) = temp_store();
         let ctx = tempfile::tempdir().unwrap();
         write(ctx.path(), &[("a", "1"), ("b", "2")]);
         let df = "FROM scratch\nCOPY a /a\nCOPY b /b\n";
@@ -260,7 +261,7 @@ mod tests {
 
     #[test]
     fn keep_storage_removes_least_recently_used_first_and_until_filters() {
-        let (_d, store) = open_store();
+        let (_d, store) = temp_store();
         let ctx = tempfile::tempdir().unwrap();
         let (big_a, big_b) = ("a".repeat(4000), "b".repeat(4000));
         write(ctx.path(), &[("a", big_a.as_str()), ("b", big_b.as_str())]);
@@ -324,7 +325,7 @@ mod tests {
 
     #[test]
     fn a_chain_loses_its_later_steps_first_and_tagged_images_stay() {
-        let (_d, store) = open_store();
+        let (_d, store) = temp_store();
         let ctx = tempfile::tempdir().unwrap();
         write(ctx.path(), &[("a", "1"), ("b", "2"), ("t", "3")]);
         let chain = Builder::new(&store)

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use strata_oci::chain_ids;
 use strata_store::{DriverKind, Store, WritableLayer};
 
-use crate::test_support::{open_store, sde, write};
+use crate::test_support::{sde, write};
 use crate::{BuildOptions, BuildOutput, Builder};
+use strata_testkit::temp_store;
 
 const DF: &str = "FROM scratch\nCOPY . /src/\n";
 
@@ -35,7 +36,7 @@ fn build(store: &Store, ctx: &Path, no_cache: bool) -> BuildOutput {
 
 #[test]
 fn a_changed_file_is_copied_and_the_rest_linked_from_the_previous_layer() {
-    let (_d, store) = open_store();
+    let (_d, store) = temp_store();
     let ctx = tempfile::tempdir().unwrap();
     write(
         ctx.path(),
@@ -80,7 +81,7 @@ fn a_changed_file_is_copied_and_the_rest_linked_from_the_previous_layer() {
 #[test]
 fn mode_owner_and_mtime_changes_are_not_linked() {
     use std::os::unix::fs::PermissionsExt;
-    let (_d, store) = open_store();
+    let (_d, store) = temp_store();
     let ctx = tempfile::tempdir().unwrap();
     write(
         ctx.path(),
@@ -111,7 +112,7 @@ fn mode_owner_and_mtime_changes_are_not_linked() {
 #[test]
 #[allow(clippy::print_stderr)] // says visibly that it skipped
 fn a_write_over_a_linked_file_never_reaches_the_previous_snapshot() {
-    let (_d, store) = open_store();
+    let (_d, store) = temp_store();
     if store.driver() != DriverKind::Overlay {
         eprintln!("skipped: overlay is not available");
         return;

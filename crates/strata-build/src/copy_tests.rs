@@ -6,13 +6,14 @@ use std::process::Command;
 
 use strata_store::{Store, StoreOptions};
 
-use crate::test_support::{import_busybox, listing, open_store, sde, write, Recorder};
+use crate::test_support::{listing, sde, write, Recorder};
 use crate::{BuildError, BuildOptions, Builder};
+use strata_testkit::{busybox, temp_store};
 
 #[test]
 fn copy_layers_match_buildkit_file_lists() {
-    let (_d, store) = open_store();
-    import_busybox(&store);
+    let (_d, store) = temp_store();
+    busybox::import_into(&store);
     let ctx = tempfile::tempdir().unwrap();
     write(
         ctx.path(),
@@ -71,8 +72,8 @@ fn copy_layers_match_buildkit_file_lists() {
 
 #[test]
 fn chown_names_come_from_the_stage_rootfs_and_from_stages_copy() {
-    let (_d, store) = open_store();
-    import_busybox(&store);
+    let (_d, store) = temp_store();
+    busybox::import_into(&store);
     let ctx = tempfile::tempdir().unwrap();
     write(ctx.path(), &[("f", "1"), ("sub/x", "22")]);
     let df = "FROM scratch AS files\nCOPY sub /s/\n\
@@ -103,7 +104,7 @@ fn chown_names_come_from_the_stage_rootfs_and_from_stages_copy() {
 
 #[test]
 fn missing_sources_and_bases_are_clear_errors() {
-    let (_d, store) = open_store();
+    let (_d, store) = temp_store();
     let ctx = tempfile::tempdir().unwrap();
     let err = Builder::new(&store)
         .build("FROM scratch\nCOPY nothere /x\n", ctx.path(), &sde(0))
@@ -123,7 +124,7 @@ fn copy_rules_match_buildkit_for_globs_renames_links_and_stages() {
     for driver in [None, Some(strata_store::DriverKind::Vfs)] {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), &StoreOptions { driver }).unwrap();
-        import_busybox(&store);
+        busybox::import_into(&store);
         let ctx = tempfile::tempdir().unwrap();
         write(
             ctx.path(),
@@ -216,7 +217,7 @@ fn copy_rules_match_buildkit_for_globs_renames_links_and_stages() {
 
 #[test]
 fn dockerignored_files_are_neither_copied_nor_part_of_the_key() {
-    let (_d, store) = open_store();
+    let (_d, store) = temp_store();
     let ctx = tempfile::tempdir().unwrap();
     write(
         ctx.path(),
@@ -251,7 +252,7 @@ fn dockerignored_files_are_neither_copied_nor_part_of_the_key() {
 
 #[test]
 fn destinations_follow_symlinks_of_the_rootfs() {
-    let (_d, store) = open_store();
+    let (_d, store) = temp_store();
     let ctx = tempfile::tempdir().unwrap();
     write(ctx.path(), &[("root/usr/lib/keep", "k"), ("f", "1")]);
     std::os::unix::fs::symlink("usr/lib", ctx.path().join("root/lib")).unwrap();
@@ -281,8 +282,8 @@ fn destinations_follow_symlinks_of_the_rootfs() {
 
 #[test]
 fn add_extracts_local_tars_like_buildkit() {
-    let (_d, store) = open_store();
-    import_busybox(&store);
+    let (_d, store) = temp_store();
+    busybox::import_into(&store);
     let ctx = tempfile::tempdir().unwrap();
     let setup = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/differential/cases/add-archives/setup.sh");
@@ -324,7 +325,7 @@ fn add_extracts_local_tars_like_buildkit() {
 
 #[test]
 fn hardlinks_in_the_context_stay_hardlinks() {
-    let (_d, store) = open_store();
+    let (_d, store) = temp_store();
     let ctx = tempfile::tempdir().unwrap();
     write(ctx.path(), &[("d/a", "same\n")]);
     std::fs::hard_link(ctx.path().join("d/a"), ctx.path().join("d/b")).unwrap();
@@ -365,8 +366,8 @@ fn hardlinks_in_the_context_stay_hardlinks() {
 
 #[test]
 fn a_directory_source_gives_its_contents_not_its_mode() {
-    let (_d, store) = open_store();
-    import_busybox(&store);
+    let (_d, store) = temp_store();
+    busybox::import_into(&store);
     let ctx = tempfile::tempdir().unwrap();
     let setup = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/differential/cases/copy-dir-modes/setup.sh");
@@ -406,8 +407,8 @@ fn workdir_creates_missing_directories_as_the_stage_user() {
     // WORKDIR creates belongs to USER (a name from the stage's passwd gets its primary group,
     // a bare number the same number as group, an unknown name falls back to root); existing
     // directories keep their owner.
-    let (_d, store) = open_store();
-    import_busybox(&store);
+    let (_d, store) = temp_store();
+    busybox::import_into(&store);
     let ctx = tempfile::tempdir().unwrap();
     write(
         ctx.path(),
@@ -454,7 +455,7 @@ fn workdir_creates_missing_directories_as_the_stage_user() {
 fn copy_from_a_stage_keeps_the_source_owners_unless_chown() {
     // npm as root keeps the uid/gid of its tarballs (501:20) and BuildKit's COPY --from keeps
     // them; only the directories the copy creates, and --chown, give other owners.
-    let (_d, store) = open_store();
+    let (_d, store) = temp_store();
     let ctx = tempfile::tempdir().unwrap();
     let mut b = tar::Builder::new(Vec::new());
     for (path, kind) in [

@@ -71,7 +71,7 @@ pub struct CopyOp {
     pub from: CopySource,
     pub chown: Option<String>,
     pub chmod: Option<String>,
-    /// `--link`: the same files as a plain COPY (see `docs/ARCHITECTURE.md`).
+    /// `--link`: the same files as a plain COPY (see `docs/build.md`).
     pub link: bool,
     /// `--parents`: sources keep their path (below an optional `/./` pivot) under `dest`.
     pub parents: bool,

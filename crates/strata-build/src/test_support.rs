@@ -1,37 +1,13 @@
-//! Helpers shared by the builder tests: temp stores, a busybox base, context files, layer
-//! listings in `tar -tv` form and a recording reporter.
+//! Helpers shared by the builder tests (temp stores and the busybox base come from
+//! strata-testkit): context files, layer listings in `tar -tv` form and a recording reporter.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Mutex;
 
-use strata_image::{import_rootfs, ImportOptions};
-use strata_oci::{Digest, Reference};
-use strata_store::{Store, StoreOptions};
+use strata_oci::Digest;
+use strata_store::Store;
 
 use crate::BuildOptions;
-
-pub(crate) fn open_store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
-    (dir, store)
-}
-
-/// Imports the busybox rootfs of `scripts/make-busybox-rootfs` as `busybox:local`.
-pub(crate) fn import_busybox(store: &Store) {
-    let tar = tempfile::NamedTempFile::new().unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-busybox-rootfs");
-    let ok = Command::new(script).arg(tar.path()).status().unwrap();
-    assert!(ok.success());
-    let opts = ImportOptions {
-        changes: Vec::new(),
-        message: None,
-        source: "-".to_string(),
-        tag: Some(Reference::parse("busybox:local").unwrap()),
-        platform: None,
-    };
-    import_rootfs(store, std::fs::File::open(tar.path()).unwrap(), &opts).unwrap();
-}
 
 pub(crate) fn write(dir: &Path, files: &[(&str, &str)]) {
     for (path, body) in files {

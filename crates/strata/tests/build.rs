@@ -540,7 +540,7 @@ fn explain_cache_says_why_each_step_missed() {
     );
 
     // A different image under the base's name.
-    let tar = common::busybox_rootfs();
+    let tar = strata_testkit::busybox::rootfs_tar();
     let other = env
         .ok(&[
             "import",
@@ -661,13 +661,11 @@ fn builder_prune_and_df_show_the_build_cache() {
     env.ok(&["system", "check"]);
 }
 
-/// Opt-in (`STRATA_DIFFERENTIAL=1`, after `../shared/tools/anchors-up`): `-o type=docker`
-/// loads into Docker with the same image ID and runs there; `type=oci` loads into podman.
+/// Differential: `-o type=docker` loads into Docker with the same image ID and runs there;
+/// `type=oci` loads into podman.
 #[test]
+#[ignore = "differential: needs the reference tools (../shared/tools/anchors-up); run scripts/differential"]
 fn build_outputs_load_in_docker_and_podman() {
-    if std::env::var_os("STRATA_DIFFERENTIAL").is_none() {
-        return;
-    }
     let env = Env::new();
     env.import_busybox();
     let dir = context(

@@ -10,25 +10,21 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use common::{build, inspect, saved_layers as layers, Env, LayerNode as Node};
+use strata_testkit::TarBuilder;
 
 /// Contexts here mix text and binary files: the byte-slice form of `common::context`.
 fn context(env: &Env, files: &[(&str, &[u8])]) -> PathBuf {
     common::context(env, files)
 }
 
+/// Files of mode 0640 (not the builder's default 0644, so the test sees modes kept).
 fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, body) in files {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(body.len() as u64);
-        h.set_mode(0o640);
-        h.set_mtime(1_000_000);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_cksum();
-        b.append_data(&mut h, name, *body).unwrap();
-    }
-    b.into_inner().unwrap()
+    files
+        .iter()
+        .fold(TarBuilder::new(), |b, (name, body)| {
+            b.file_owned(name, body, 0o640, 0, 0)
+        })
+        .finish()
 }
 
 #[test]
@@ -314,7 +310,7 @@ RUN echo changed > /app/a && rm /app/gone && chmod 0700 /app/sub && rm /bin/true
     let mut results = Vec::new();
     for driver in ["overlay", "vfs"] {
         let env = Env::new();
-        let tar = common::busybox_rootfs();
+        let tar = strata_testkit::busybox::rootfs_tar();
         env.ok(&[
             "--storage-driver",
             driver,

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{busybox_rootfs, fixture, Env};
+use common::{fixture, Env};
 
 /// A rootfs tar with one large file of incompressible data, so an import takes a while.
 fn big_rootfs(env: &Env, megabytes: usize) -> std::path::PathBuf {
@@ -86,12 +86,11 @@ fn killed_imports_and_loads_leave_a_clean_store() {
 #[test]
 fn parallel_processes_import_tag_and_remove_without_corruption() {
     let env = Env::new();
-    let tar = busybox_rootfs();
+    let tar = strata_testkit::busybox::rootfs_tar();
     let fixture_tar = fixture("two-layers.docker.tar");
     let workers: Vec<_> = (0..4)
         .map(|w| {
             let root = env.root();
-            let tar = tar.clone();
             let fixture_tar = fixture_tar.clone();
             std::thread::spawn(move || {
                 let strata = |args: &[&str]| {

@@ -1,21 +1,12 @@
 //! Differential round trips with the reference tools (Docker 20.10, podman, skopeo).
-//! Opt-in: run `../shared/tools/anchors-up` first, then
-//! `STRATA_DIFFERENTIAL=1 cargo test -p strata --test differential -- --nocapture --test-threads=1`.
-#![allow(clippy::print_stderr)] // a skipped opt-in test says why it did nothing
+//! Ignored in the default suite: `scripts/differential rust` runs them (after
+//! `../shared/tools/anchors-up`).
 
 mod common;
 
 use std::process::Command;
 
 use common::{inspect, Env};
-
-fn enabled() -> bool {
-    let on = std::env::var("STRATA_DIFFERENTIAL").is_ok_and(|v| v == "1");
-    if !on {
-        eprintln!("skipped: set STRATA_DIFFERENTIAL=1 (needs ../shared/tools/anchors-up)");
-    }
-    on
-}
 
 fn sh(cmd: &str) -> String {
     let out = Command::new("sh").arg("-c").arg(cmd).output().expect("sh");
@@ -31,10 +22,8 @@ fn sh(cmd: &str) -> String {
 const DOCKER: &str = "/usr/bin/docker";
 
 #[test]
+#[ignore = "differential: needs the reference tools (../shared/tools/anchors-up); run scripts/differential"]
 fn docker_save_strata_load_save_docker_load_run() {
-    if !enabled() {
-        return;
-    }
     let env = Env::new();
     let docker_id = sh(&format!(
         "{DOCKER} image inspect -f '{{{{.Id}}}}' busybox:local"
@@ -113,10 +102,8 @@ fn docker_save_strata_load_save_docker_load_run() {
 }
 
 #[test]
+#[ignore = "differential: needs the reference tools (../shared/tools/anchors-up); run scripts/differential"]
 fn strata_import_matches_docker_import_layer_and_runs_in_docker() {
-    if !enabled() {
-        return;
-    }
     let env = Env::new();
     let rootfs = "/var/tmp/anchors/busybox-rootfs.tar";
     env.ok(&[
@@ -155,10 +142,8 @@ fn strata_import_matches_docker_import_layer_and_runs_in_docker() {
 }
 
 #[test]
+#[ignore = "differential: needs the reference tools (../shared/tools/anchors-up); run scripts/differential"]
 fn strata_push_then_docker_and_podman_pull_and_run_the_same_image_id() {
-    if !enabled() {
-        return;
-    }
     let reg = common::distribution::Registry::start(common::distribution::Auth::None);
     let env = Env::new();
     env.import_busybox();
@@ -207,10 +192,8 @@ fn strata_push_then_docker_and_podman_pull_and_run_the_same_image_id() {
 }
 
 #[test]
+#[ignore = "differential: needs the reference tools (../shared/tools/anchors-up); run scripts/differential"]
 fn docker_push_then_strata_pull_keeps_the_image_id() {
-    if !enabled() {
-        return;
-    }
     let reg = common::distribution::Registry::start(common::distribution::Auth::None);
     let env = Env::new();
     let name = format!("{}/diff/from-docker:1", reg.host());

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{busybox_rootfs, fixture, inspect, Env};
+use common::{fixture, inspect, Env};
 
 const DOCKER_FIXTURE_ID: &str =
     "sha256:01c802e5a73ccd06063fc0257cc4d7125d5523e8ae0202f35a0407abe3eb600f";
@@ -18,7 +18,7 @@ fn sha256_file(path: &std::path::Path) -> String {
 #[test]
 fn import_keeps_the_tar_as_the_layer_and_shows_docker_shapes() {
     let env = Env::new();
-    let tar = busybox_rootfs();
+    let tar = strata_testkit::busybox::rootfs_tar();
     let id = env.ok(&[
         "import",
         "-c",
@@ -53,7 +53,7 @@ fn import_keeps_the_tar_as_the_layer_and_shows_docker_shapes() {
     assert_eq!(v["Config"]["WorkingDir"], "/srv");
     assert_eq!(v["Os"], "linux");
     // Docker's import keeps the bytes: the layer's diff_id is the tar's digest.
-    assert_eq!(v["RootFS"]["Layers"][0], sha256_file(&tar));
+    assert_eq!(v["RootFS"]["Layers"][0], sha256_file(tar));
     let size = v["Size"].as_u64().unwrap();
     assert!(size > 500_000, "busybox is bigger than {size} bytes");
 
@@ -105,7 +105,7 @@ fn import_keeps_the_tar_as_the_layer_and_shows_docker_shapes() {
 #[test]
 fn import_reads_compressed_tars_from_stdin_with_the_same_layer() {
     let env = Env::new();
-    let tar = busybox_rootfs();
+    let tar = strata_testkit::busybox::rootfs_tar();
     let gz = env.path("rootfs.tar.gz");
     let status = std::process::Command::new("sh")
         .arg("-c")
@@ -124,7 +124,7 @@ fn import_reads_compressed_tars_from_stdin_with_the_same_layer() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v = inspect(&env, "piped:1");
-    assert_eq!(v["RootFS"]["Layers"][0], sha256_file(&tar));
+    assert_eq!(v["RootFS"]["Layers"][0], sha256_file(tar));
     assert_eq!(v["Comment"], "Imported from -");
 }
 
@@ -196,7 +196,7 @@ fn bad_input_gets_one_clear_line_and_changes_nothing() {
         "import",
         "-c",
         "RUN echo hi",
-        busybox_rootfs().to_str().unwrap(),
+        strata_testkit::busybox::rootfs_tar().to_str().unwrap(),
     ]);
     assert!(err.contains("RUN") && err.contains("change"), "{err}");
     let err = env.fails(&["load", "-i", not_tar.to_str().unwrap()]);
@@ -339,7 +339,7 @@ fn a_layer_that_does_not_match_its_diff_id_is_refused() {
 #[test]
 fn prune_removes_dangling_images_and_reports_reclaimed_space() {
     let env = Env::new();
-    let tar = busybox_rootfs();
+    let tar = strata_testkit::busybox::rootfs_tar();
     env.ok(&["import", tar.to_str().unwrap()]);
     env.import_busybox();
     let out = env.ok(&["image", "prune", "-f"]);

@@ -15,11 +15,11 @@ use common::distribution::{
     oci_layout, one_file_tar, skopeo, Auth, HttpServer, LayoutImage, Proxy, Registry, Response,
     TokenIssuer,
 };
-use common::{busybox_rootfs, inspect, write_files, Env};
+use common::{inspect, write_files, Env};
 use strata_oci::{media_type, to_canonical_json, Descriptor, Digest, Manifest};
 
 fn busybox_tar() -> Vec<u8> {
-    std::fs::read(busybox_rootfs()).unwrap()
+    std::fs::read(strata_testkit::busybox::rootfs_tar()).unwrap()
 }
 
 fn busybox_image(marker: &str) -> LayoutImage {

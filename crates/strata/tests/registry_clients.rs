@@ -46,7 +46,7 @@ fn oci_layout(dir: &Path) -> PathBuf {
         std::fs::write(layout.join("blobs/sha256").join(&d[7..]), data).unwrap();
         (d, data.len())
     };
-    let tar = std::fs::read(common::busybox_rootfs()).unwrap();
+    let tar = std::fs::read(strata_testkit::busybox::rootfs_tar()).unwrap();
     let (ld, ls) = blob(&tar);
     let mut entries = Vec::new();
     for arch in ["amd64", "arm64"] {

@@ -186,7 +186,7 @@ fn a_working_directory_through_an_inherited_descriptor_is_refused() {
     );
 
     // The same from an image's config.
-    let tar = common::busybox_rootfs();
+    let tar = strata_testkit::busybox::rootfs_tar();
     for fd in [3, 8] {
         let tag = format!("evil-workdir:{fd}");
         env.ok(&[

@@ -1,28 +1,16 @@
-//! Test fixture: a busybox rootfs built from the host's static busybox, and an overlay over it.
+//! Test fixture: the busybox rootfs every strata test uses (strata-testkit), with what these
+//! isolation tests add to it, and an overlay over it.
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-/// Writes a rootfs at `root`: /bin/busybox with every applet linked, the mount points the
-/// runtime needs (so nothing is created in an overlay's upper dir), /secret (root, 0600) and a
-/// user `app` (1000:1000, also in groups 10 and 100).
+/// Writes a rootfs at `root`: the busybox base, plus the mount points the runtime needs (so
+/// nothing is created in an overlay's upper dir), /secret (root, 0600) and a user `app`
+/// (1000:1000, also in groups 10 and 100).
 pub(crate) fn make_busybox_rootfs(root: &Path) -> io::Result<()> {
-    for dir in ["bin", "etc", "tmp", "root", "proc", "sys", "dev"] {
-        fs::create_dir_all(root.join(dir))?;
-    }
-    fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777))?;
-    fs::copy("/bin/busybox", root.join("bin/busybox"))?;
-    let list = Command::new(root.join("bin/busybox"))
-        .arg("--list")
-        .output()?;
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" && !applet.is_empty() {
-            symlink("busybox", root.join("bin").join(applet))?;
-        }
-    }
+    strata_testkit::busybox::unpack_rootfs(root);
     fs::write(
         root.join("etc/passwd"),
         "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",

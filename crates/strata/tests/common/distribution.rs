@@ -845,14 +845,5 @@ pub(crate) fn skopeo(args: &[&str]) -> String {
 
 /// A tar with one file.
 pub(crate) fn one_file_tar(name: &str, data: &[u8]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_ustar();
-    h.set_size(data.len() as u64);
-    h.set_mode(0o644);
-    h.set_mtime(1_700_000_000);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_cksum();
-    b.append_data(&mut h, name, data).unwrap();
-    b.into_inner().unwrap()
+    strata_testkit::tar_of(&[(name, data)])
 }

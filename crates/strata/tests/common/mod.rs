@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 
 pub(crate) mod distribution;
 
@@ -78,7 +77,7 @@ impl Env {
 
     /// Imports the busybox rootfs as `busybox:local`; returns the image ID.
     pub(crate) fn import_busybox(&self) -> String {
-        let tar = busybox_rootfs();
+        let tar = strata_testkit::busybox::rootfs_tar();
         self.ok(&[
             "import",
             "-c",
@@ -91,36 +90,10 @@ impl Env {
     }
 }
 
-/// The repository's root directory.
-pub(crate) fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 pub(crate) fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
-}
-
-/// A busybox rootfs tar, made once per test process by `scripts/make-busybox-rootfs`.
-pub(crate) fn busybox_rootfs() -> PathBuf {
-    static TAR: OnceLock<PathBuf> = OnceLock::new();
-    TAR.get_or_init(|| {
-        assert!(
-            Path::new("/bin/busybox").exists(),
-            "these tests need Debian's busybox-static (/bin/busybox): run ./scripts/test, which installs it"
-        );
-        let dir = std::env::temp_dir().join(format!("strata-e2e-busybox-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        let tar = dir.join("busybox-rootfs.tar");
-        let status = Command::new(repo_root().join("scripts/make-busybox-rootfs"))
-            .arg(&tar)
-            .status()
-            .expect("run make-busybox-rootfs");
-        assert!(status.success(), "make-busybox-rootfs failed");
-        tar
-    })
-    .clone()
 }
 
 /// The parsed JSON of `strata inspect NAME`.
