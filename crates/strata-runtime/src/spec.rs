@@ -101,7 +101,7 @@ pub enum Network {
     /// A new network namespace holding only a loopback device (`--network none`).
     None,
     /// A new network namespace with outbound TCP/UDP and published ports through `pasta`
-    /// (`strata run`'s default, Docker's `bridge` in behaviour; see `docs/ARCHITECTURE.md`).
+    /// (`strata run`'s default, Docker's `bridge` in behaviour; see `docs/networking.md`).
     Bridge,
 }
 

@@ -2,7 +2,7 @@
 //! window size of our own terminal, and copying our stdin into the master.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, IsTerminal, Read};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
@@ -142,12 +142,6 @@ fn receive_fd(socket: RawFd) -> io::Result<OwnedFd> {
     ))
 }
 
-/// Whether `fd` is a terminal.
-pub(crate) fn is_terminal(fd: RawFd) -> bool {
-    // SAFETY: isatty only inspects the descriptor number.
-    unsafe { libc::isatty(fd) == 1 }
-}
-
 /// Our terminal put in raw mode (keys reach the container's pty untranslated: Ctrl-C becomes a
 /// byte for the container, not SIGINT for us); the saved mode is restored on drop.
 pub(crate) struct RawMode {
@@ -218,10 +212,10 @@ impl PtyProxy {
     /// stdin (when forwarded) or stdout, whichever is a terminal first.
     pub(crate) fn new(master: File, forward_stdin: bool) -> io::Result<Self> {
         set_nonblocking(master.as_raw_fd())?;
-        let stdin_tty = forward_stdin && is_terminal(STDIN);
+        let stdin_tty = forward_stdin && io::stdin().is_terminal();
         let size_source = if stdin_tty {
             Some(STDIN)
-        } else if is_terminal(STDOUT) {
+        } else if io::stdout().is_terminal() {
             Some(STDOUT)
         } else {
             None
