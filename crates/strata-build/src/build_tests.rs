@@ -56,6 +56,40 @@ fn metadata_config_matches_buildkit() {
     assert_eq!(store.image(&out.image_id).unwrap().unwrap().layers, vec![]);
 }
 
+/// `ARG V` and `ARG V=d` given the same `--build-arg V=cli` resolve to the same value but are
+/// recorded differently (BuildKit's history: `ARG V`, `ARG V=d`): no cache hit across them.
+/// And an ARG's name is expanded, as BuildKit does (`ARG $N=v`).
+#[test]
+fn arg_history_keeps_the_instruction_and_expands_the_name() {
+    let (_d, store) = temp_store();
+    let ctx = tempfile::tempdir().unwrap();
+    let opts = BuildOptions {
+        build_args: [("V".to_string(), "cli".to_string())].into(),
+        ..sde(1)
+    };
+    let history = |dockerfile: &str| {
+        let out = Builder::new(&store)
+            .build(dockerfile, ctx.path(), &opts)
+            .unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&to_canonical_json(&out.config)).unwrap();
+        let lines: Vec<String> = json["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["created_by"].as_str().unwrap().to_string())
+            .collect();
+        (out.image_id, lines)
+    };
+    let (with_default, lines) = history("FROM scratch\nARG V=d\nLABEL v=\"[$V]\"\n");
+    assert_eq!(lines, ["ARG V=d", "LABEL v=[cli]"]);
+    let (without, lines) = history("FROM scratch\nARG V\nLABEL v=\"[$V]\"\n");
+    assert_eq!(lines, ["ARG V", "LABEL v=[cli]"]);
+    assert_ne!(with_default, without);
+    let (_, lines) = history("FROM scratch\nENV N=NAME\nARG $N=v\nLABEL v=\"[$NAME]\"\n");
+    assert_eq!(lines, ["ENV N=NAME", "ARG NAME=v", "LABEL v=[v]"]);
+}
+
 #[test]
 fn second_build_reuses_every_step() {
     let (_d, store) = temp_store();

@@ -304,9 +304,19 @@ fn plan_step(
         Kind::Copy | Kind::Add => Op::Copy(plan_copy(resolved, stage, step, inst, line)?),
         Kind::From => return Err(BuildError::at(line, "FROM inside a stage")),
     };
-    let key_text =
-        serde_json::to_string(&(step.kind.as_str(), &step.flags, &step.args, &step.heredocs))
-            .map_err(|e| BuildError::at(line, format!("encoding the cache key: {e}")))?;
+    // An ARG's history line is part of its result: `ARG V` and `ARG V=d` given the same
+    // --build-arg resolve alike but are recorded differently, so they must not share a key.
+    let history = match &op {
+        Op::Metadata(MetadataOp::Arg(words)) => Some(words),
+        _ => None,
+    };
+    let key_text = match history {
+        Some(words) => serde_json::to_string(&(step.kind.as_str(), &step.args, words)),
+        None => {
+            serde_json::to_string(&(step.kind.as_str(), &step.flags, &step.args, &step.heredocs))
+        }
+    }
+    .map_err(|e| BuildError::at(line, format!("encoding the cache key: {e}")))?;
     Ok(PlannedStep {
         line,
         op,
@@ -334,9 +344,14 @@ fn arg_history_words(df: &Dockerfile, step: &Step) -> Result<Vec<String>, BuildE
     let mut env = step.env.clone();
     let mut out = Vec::new();
     for (i, word) in raw.iter().enumerate() {
+        // The name as the scope resolved it (BuildKit expands `ARG $N=v`'s name too).
+        let resolved_name = resolved
+            .get(i)
+            .map(|w| w.split_once('=').map_or(w.as_str(), |(n, _)| n));
         match word.split_once('=') {
-            None => out.push(word.clone()),
-            Some((name, default)) => {
+            None => out.push(resolved_name.unwrap_or(word).to_string()),
+            Some((raw_name, default)) => {
+                let name = resolved_name.unwrap_or(raw_name);
                 let value = lexer.expand_word(default, &env).map_err(|e| {
                     BuildError::at(inst.span.start_line, format!("expanding {word:?}: {e}"))
                 })?;

@@ -352,7 +352,9 @@ pub fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved, Resol
             unmatched: BTreeSet::new(),
         };
         for word in words(inst) {
-            let (name, default) = arg_pair(word);
+            let (raw_name, default) = arg_pair(word);
+            let name = ex.word(raw_name, &global)?;
+            let name = name.as_str();
             declared.insert(name.to_string());
             let value = match (opts.build_args.get(name), default) {
                 (Some(v), _) => Some(v.clone()),

@@ -195,7 +195,10 @@ fn dispatch_one(
         Kind::Arg => {
             let mut out = Vec::new();
             for word in crate::scope::words(inst) {
-                let (name, default) = arg_pair(word);
+                let (raw_name, default) = arg_pair(word);
+                // BuildKit expands the name too (`ARG $N=v` with N=NAME declares NAME).
+                let name = ex.word(raw_name, &state.env)?;
+                let name = name.as_str();
                 let value = match (opts.build_args.get(name), default) {
                     (Some(v), _) => Some(v.clone()),
                     (None, Some(d)) => Some(ex.word(d, &state.env)?),

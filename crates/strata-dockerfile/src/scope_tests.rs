@@ -99,6 +99,8 @@ fn label_values_follow_buildkit_scoping() {
         ("env legacy form", &[], "FROM busybox\nENV A hello  world $HOME\nLABEL v=\"[$A]\"\n", "[hello  world ]"),
         ("global default sees earlier global", &[], "ARG A=x\nARG B=${A}y\nFROM busybox\nARG B\nLABEL v=$B\n", "xy"),
         ("global sees platform args", &[], "ARG P=$TARGETOS\nFROM busybox\nARG P\nLABEL v=$P\n", "linux"),
+        ("arg name expanded", &[], "FROM busybox\nENV N=NAME\nARG $N=v\nLABEL v=\"[$NAME]\"\n", "[v]"),
+        ("arg name expanded gets build arg", &[("NAME", "cli")], "FROM busybox\nENV N=NAME\nARG $N=v\nLABEL v=\"[$NAME]\"\n", "[cli]"),
     ];
     for (name, build_args, src, want) in cases {
         let r = resolve_with(src, &opts(build_args));
