@@ -46,7 +46,7 @@ use strata_oci::Digest;
 use crate::error::StoreError;
 
 /// Highest schema version this code knows.
-pub(crate) const SCHEMA_VERSION: i64 = 5;
+pub(crate) const SCHEMA_VERSION: i64 = 6;
 
 /// Each entry migrates from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -143,6 +143,11 @@ CREATE TABLE upload_sessions (
     r#"
 ALTER TABLE build_cache ADD COLUMN last_used INTEGER NOT NULL DEFAULT 0;
 UPDATE build_cache SET last_used = created;
+"#,
+    // A committed snapshot never changes: its disk usage is measured once and kept (NULL:
+    // not measured yet), so `images` does not walk every layer's files each time.
+    r#"
+ALTER TABLE snapshots ADD COLUMN size INTEGER;
 "#,
 ];
 

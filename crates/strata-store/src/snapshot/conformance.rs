@@ -161,6 +161,13 @@ pub(crate) fn run_suite(snap: &dyn Snapshotter, scratch: &Path) {
         "{err}"
     );
     let paths: Vec<_> = snap.list().unwrap().into_iter().map(|s| s.path).collect();
+    // Usage is measured once and then read from the record: a committed snapshot never
+    // changes, so a second call must not walk it (a file added behind its back is not seen).
+    let top = snap.info(&chain[2]).unwrap().unwrap();
+    let measured = snap.usage(&chain[2]).unwrap();
+    std::fs::write(top.path.join("added-behind-its-back"), vec![0u8; 4096]).unwrap();
+    assert_eq!(snap.usage(&chain[2]).unwrap(), measured);
+    std::fs::remove_file(top.path.join("added-behind-its-back")).unwrap();
     for c in chain.iter().rev() {
         assert!(snap.usage(c).unwrap() > 0);
         snap.remove(c).unwrap();

@@ -109,12 +109,42 @@ impl SnapshotDir {
         Ok(out)
     }
 
-    /// Bytes in a recorded snapshot's own dir.
+    /// Bytes in a recorded snapshot's own dir: measured the first time (a walk of its
+    /// files), then read from its record (committed snapshots never change).
     pub(crate) fn usage(&self, chain_id: &Digest) -> Result<u64, StoreError> {
-        let info = self
-            .get(chain_id)?
-            .ok_or_else(|| StoreError::SnapshotNotFound(chain_id.clone()))?;
-        super::dir_usage(&info.path)
+        let known: Option<Option<i64>> = self.db.read("reading snapshot size", |tx| {
+            tx.query_row(
+                "SELECT size FROM snapshots WHERE driver = ?1 AND chain_id = ?2",
+                [self.kind.as_str(), chain_id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.db.sql_err("reading snapshot size"))
+        })?;
+        match known {
+            None => Err(StoreError::SnapshotNotFound(chain_id.clone())),
+            Some(Some(size)) => Ok(u64::try_from(size).unwrap_or(0)),
+            Some(None) => {
+                let info = self
+                    .get(chain_id)?
+                    .ok_or_else(|| StoreError::SnapshotNotFound(chain_id.clone()))?;
+                let size = super::dir_usage(&info.path)?;
+                // Best effort: a store another process writes to (or a full disk) only
+                // means the next call measures again.
+                let _ = self.db.write("recording snapshot size", |tx| {
+                    tx.execute(
+                        "UPDATE snapshots SET size = ?3 WHERE driver = ?1 AND chain_id = ?2",
+                        rusqlite::params![
+                            self.kind.as_str(),
+                            chain_id.as_str(),
+                            i64::try_from(size).unwrap_or(i64::MAX)
+                        ],
+                    )
+                    .map_err(self.db.sql_err("recording snapshot size"))
+                });
+                Ok(size)
+            }
+        }
     }
 
     /// Unpacks through `fill` into a locked temp dir, then records it; see `Snapshotter::unpack_layer`.
