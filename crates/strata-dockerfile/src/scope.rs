@@ -377,14 +377,15 @@ pub fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<Resolved, Resol
     for &i in &build_order {
         let (steps, state) =
             crate::scope_stage::dispatch(df, &stages, i, &lexer, &global, opts, &states)?;
+        // The names as resolved (`ARG $N` declares what N expands to).
+        for step in steps.iter().filter(|s| s.kind == Kind::Arg) {
+            if let Args::Words(w) = &step.args {
+                declared.extend(w.iter().map(|w| arg_pair(w).0.to_string()));
+            }
+        }
         stages[i].steps = steps;
         stages[i].image_env = state.image_env.0.clone();
         states[i] = Some(state);
-        for inst in scope_graph::stage_instructions(df, stages[i].from_instruction) {
-            if inst.kind == Kind::Arg {
-                declared.extend(words(inst).iter().map(|w| arg_pair(w).0.to_string()));
-            }
-        }
     }
 
     let unused_build_args = opts

@@ -369,4 +369,10 @@ fn unused_build_args_are_reported() {
     let r = resolve_with(src, &o);
     // Stage a is not needed by target b, so its ARG A does not consume the build arg.
     assert_eq!(r.unused_build_args, ["A", "X"]);
+    // A name given through a variable declares what it expands to.
+    let r = resolve_with(
+        "FROM busybox\nENV N=NAME\nARG $N\n",
+        &opts(&[("NAME", "1"), ("N", "1")]),
+    );
+    assert_eq!(r.unused_build_args, ["N"]);
 }
