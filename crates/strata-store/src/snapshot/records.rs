@@ -45,6 +45,11 @@ impl SnapshotDir {
         &self.dir
     }
 
+    /// The directory of the snapshot recorded under row `id`.
+    fn path_of(&self, id: i64) -> PathBuf {
+        self.dir.join(id.to_string())
+    }
+
     fn to_info(
         &self,
         (id, chain, parent, diff_id, created): Row,
@@ -54,7 +59,7 @@ impl SnapshotDir {
             parent: opt_digest_col("snapshots", parent)?,
             diff_id: digest_col("snapshots", diff_id)?,
             kind: self.kind,
-            path: self.dir.join(id.to_string()),
+            path: self.path_of(id),
             created,
         })
     }
@@ -112,33 +117,26 @@ impl SnapshotDir {
     /// Bytes in a recorded snapshot's own dir: measured the first time (a walk of its
     /// files), then read from its record (committed snapshots never change).
     pub(crate) fn usage(&self, chain_id: &Digest) -> Result<u64, StoreError> {
-        let known: Option<Option<i64>> = self.db.read("reading snapshot size", |tx| {
+        let known: Option<(i64, Option<i64>)> = self.db.read("reading snapshot size", |tx| {
             tx.query_row(
-                "SELECT size FROM snapshots WHERE driver = ?1 AND chain_id = ?2",
+                "SELECT id, size FROM snapshots WHERE driver = ?1 AND chain_id = ?2",
                 [self.kind.as_str(), chain_id.as_str()],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
             .map_err(self.db.sql_err("reading snapshot size"))
         })?;
         match known {
             None => Err(StoreError::SnapshotNotFound(chain_id.clone())),
-            Some(Some(size)) => Ok(u64::try_from(size).unwrap_or(0)),
-            Some(None) => {
-                let info = self
-                    .get(chain_id)?
-                    .ok_or_else(|| StoreError::SnapshotNotFound(chain_id.clone()))?;
-                let size = super::dir_usage(&info.path)?;
+            Some((_, Some(size))) => Ok(u64::try_from(size).unwrap_or(0)),
+            Some((id, None)) => {
+                let size = super::dir_usage(&self.path_of(id))?;
                 // Best effort: a store another process writes to (or a full disk) only
                 // means the next call measures again.
                 let _ = self.db.write("recording snapshot size", |tx| {
                     tx.execute(
-                        "UPDATE snapshots SET size = ?3 WHERE driver = ?1 AND chain_id = ?2",
-                        rusqlite::params![
-                            self.kind.as_str(),
-                            chain_id.as_str(),
-                            i64::try_from(size).unwrap_or(i64::MAX)
-                        ],
+                        "UPDATE snapshots SET size = ?2 WHERE id = ?1",
+                        params![id, i64::try_from(size).unwrap_or(i64::MAX)],
                     )
                     .map_err(self.db.sql_err("recording snapshot size"))
                 });
@@ -225,7 +223,7 @@ impl SnapshotDir {
                     |r| r.get(0),
                 )
                 .map_err(self.db.sql_err("recording snapshot"))?;
-            let target = self.dir.join(id.to_string());
+            let target = self.path_of(id);
             // A dir can only be here if a process died between rename and commit (the
             // id was rolled back and is being reused): it was never recorded, so it goes.
             if target.exists() {
@@ -278,7 +276,7 @@ impl SnapshotDir {
         // Record gone first: a crash now leaves an unrecorded dir (found by check, removed
         // by gc), never a record without its dir. Rename to a temp name so the removal is
         // finished by the next cleanup if we die midway.
-        let dir = self.dir.join(id.to_string());
+        let dir = self.path_of(id);
         // Locked before it gets a temp name: another process's clean-up of abandoned temps
         // skips a locked one instead of racing us to delete it.
         let held = match std::fs::File::open(&dir) {
