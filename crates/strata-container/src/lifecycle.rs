@@ -11,14 +11,13 @@ use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use strata_exit::ExitStatus;
 
 use rustix::fs::{flock, FlockOperation};
 use serde::{Deserialize, Serialize};
+use strata_exit::ExitStatus;
 use strata_store::Store;
 
 use crate::error::ContainerError;

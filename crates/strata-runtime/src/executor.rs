@@ -13,8 +13,6 @@
 //!   seccomp filter (libcontainer 0.7 drops `linux.seccomp` when it builds the spec of a
 //!   process joining a container), then libcontainer's default exec.
 
-use rustix::fs::OFlags;
-use rustix::io::Errno;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
@@ -22,6 +20,8 @@ use libcontainer::seccomp::initialize_seccomp;
 use libcontainer::workload::default::DefaultExecutor;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use oci_spec::runtime::{LinuxSeccomp, Spec};
+use rustix::fs::OFlags;
+use rustix::io::Errno;
 
 /// strata's executor: [`DefaultExecutor`] plus the checks and resets above.
 #[derive(Clone, Default)]

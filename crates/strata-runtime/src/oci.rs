@@ -268,6 +268,15 @@ fn capability_set(names: &[String]) -> Result<oci_spec::runtime::Capabilities, R
         .collect()
 }
 
+/// `'b'` a block device, anything else (`'c'`) a character device.
+fn device_type(kind: char) -> LinuxDeviceType {
+    if kind == 'b' {
+        LinuxDeviceType::B
+    } else {
+        LinuxDeviceType::C
+    }
+}
+
 /// The device nodes to create besides libcontainer's defaults.
 fn devices(nodes: &[DeviceNode]) -> Result<Vec<LinuxDevice>, oci_spec::OciSpecError> {
     nodes
@@ -275,11 +284,7 @@ fn devices(nodes: &[DeviceNode]) -> Result<Vec<LinuxDevice>, oci_spec::OciSpecEr
         .map(|node| {
             LinuxDeviceBuilder::default()
                 .path(node.path.clone())
-                .typ(if node.kind == 'b' {
-                    LinuxDeviceType::B
-                } else {
-                    LinuxDeviceType::C
-                })
+                .typ(device_type(node.kind))
                 .major(node.major)
                 .minor(node.minor)
                 .file_mode(node.file_mode)
@@ -311,11 +316,7 @@ fn resources(
             rules.push(
                 LinuxDeviceCgroupBuilder::default()
                     .allow(true)
-                    .typ(if node.kind == 'b' {
-                        LinuxDeviceType::B
-                    } else {
-                        LinuxDeviceType::C
-                    })
+                    .typ(device_type(node.kind))
                     .major(node.major)
                     .minor(node.minor)
                     .access(node.permissions.clone())
